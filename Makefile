@@ -1,0 +1,47 @@
+# Quickstart: `make run` trains and prints names; `make test` runs every check.
+# Both create .venv with the python3 on PATH (3.11 or newer) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: run test lint format bench microbench book clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; sys.exit("microgpt-book needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Core plus numpy: what `make run` needs.
+$(VENV)/.installed-run: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[numpy]"
+	touch $@
+
+# Everything: tests, notebooks, the book and the browser site.
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(PY) -m microgpt $(ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check microgpt tests book lite
+	$(PY) -m ruff format --check microgpt tests book lite
+
+format: $(VENV)/.installed
+	$(PY) -m ruff format microgpt tests book lite
+	$(PY) -m ruff check --fix microgpt tests book lite
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-run
+	$(PY) -m microgpt bench $(ARGS)
+
+microbench: $(VENV)/.installed
+	$(PY) -m pytest benchmarks --benchmark-only
+
+clean:
+	rm -rf $(VENV) _build .pytest_cache

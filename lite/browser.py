@@ -1,0 +1,184 @@
+"""Drive the built site in Debian's headless Chromium, with the network cut off.
+
+Shared by tests/test_site.py and lite/bench_browser.py.  Only loopback is
+reachable: every other hostname is made unresolvable, and every request the
+page, its workers and its service worker make is recorded so a test can prove
+that nothing left the machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import socketserver
+import tempfile
+import threading
+import time
+import urllib.parse
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+MIME = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
+        ".json": "application/json", ".ipynb": "application/json", ".whl": "application/octet-stream",
+        ".zip": "application/zip", ".txt": "text/plain", ".py": "text/x-python"}  # fmt: skip
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
+
+    def log_message(self, *args):  # keep test output readable
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextmanager
+def serve(directory: Path, port: int = 0):
+    """Serve directory on 127.0.0.1 in a thread; yields the base URL."""
+    handler = functools.partial(_Handler, directory=str(directory))
+    server = _Server(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def is_loopback(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in {"data", "blob", "about", "chrome-extension"}:
+        return True
+    return (parts.hostname or "") in LOOPBACK
+
+
+@contextmanager
+def browser_context(playwright):
+    """A fresh Chromium profile with only loopback resolvable; records requests."""
+    with tempfile.TemporaryDirectory(prefix="microgpt-chromium-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context.requests = []  # every URL requested by pages, workers and service workers
+        context.on("request", lambda request: context.requests.append(request.url))
+        context.set_default_timeout(120_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+# JavaScript run in the page; window.jupyterapp needs exposeAppInBrowser.
+JS_OPEN = """async (path) => {
+  const app = window.jupyterapp;
+  await app.restored;
+  const widget = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  await widget.context.ready;
+  await widget.sessionContext.ready;
+  window.__nb = widget;
+  return widget.content.model.cells.length;
+}"""
+
+JS_CELL_INFO = """() => {
+  const cells = window.__nb.content.model.cells;
+  const out = [];
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i).toJSON();
+    out.push({type: c.cell_type, source: Array.isArray(c.source) ? c.source.join('') : c.source,
+              tags: (c.metadata && c.metadata.tags) || []});
+  }
+  return out;
+}"""
+
+JS_RUN_CELL = """async ([index, timeoutMs]) => {
+  const app = window.jupyterapp;
+  const nb = window.__nb;
+  nb.content.activeCellIndex = index;
+  nb.content.deselectAll();
+  const t0 = performance.now();
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs));
+  let ok = true, timedOut = false;
+  try {
+    ok = await Promise.race([app.commands.execute('notebook:run-cell'), timeout]);
+  } catch (e) {
+    if (String(e).includes('timeout')) timedOut = true; else throw e;
+  }
+  return {ok, timedOut, ms: performance.now() - t0, cell: nb.content.model.cells.get(index).toJSON()};
+}"""
+
+JS_EXECUTE = """async ([code, timeoutMs]) => {
+  // Run code on the open notebook's kernel; collect its stream output.
+  const kernel = window.__nb.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code, store_history: false});
+  let text = '', error = null;
+  future.onIOPub = (msg) => {
+    const t = msg.header.msg_type;
+    if (t === 'stream') text += msg.content.text;
+    if (t === 'error') error = msg.content.ename + ': ' + msg.content.evalue;
+  };
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs));
+  await Promise.race([future.done, timeout]);
+  return {text, error};
+}"""
+
+
+class Notebook:
+    """One notebook open in its own page of the site."""
+
+    def __init__(self, context, base_url: str, path: str, app: str = "notebooks"):
+        self.page = context.new_page()
+        self.console: list[str] = []
+        self.page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        self.page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
+        started = time.monotonic()
+        self.page.goto(f"{base_url}{app}/index.html?path={urllib.parse.quote(path)}")
+        self.page.wait_for_function("() => window.jupyterapp !== undefined")
+        self.ncells = self.page.evaluate(JS_OPEN, path)
+        self.open_s = time.monotonic() - started
+
+    def cells(self) -> list[dict]:
+        return self.page.evaluate(JS_CELL_INFO)
+
+    def run_cell(self, index: int, timeout_s: float) -> dict:
+        return self.page.evaluate(JS_RUN_CELL, [index, int(timeout_s * 1000)])
+
+    def execute(self, code: str, timeout_s: float = 300) -> dict:
+        return self.page.evaluate(JS_EXECUTE, [code, int(timeout_s * 1000)])
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def stream_text(outputs: list[dict], name: str = "stdout") -> str:
+    """All text a cell wrote to one stream, however it was chunked."""
+    parts = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == name:
+            text = out.get("text", "")
+            parts.append("".join(text) if isinstance(text, list) else text)
+    return "".join(parts)
+
+
+def errors(outputs: list[dict]) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o.get("output_type") == "error"]
+
+
+def load_notebook(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,388 @@
+"""Build the book's static JupyterLite site, runnable with no network at all.
+
+Pyodide and the pure-Python wheels its kernel loads at boot are fetched at
+build time from the package registries (npm, PyPI) into a gitignored cache, so
+the served site never reaches a CDN.  Only numpy/matplotlib and friends, whose
+browser builds exist only on Pyodide's CDN, keep absolute CDN URLs in the lock.
+
+Usage: python lite/build_site.py [--data PATH] [--output DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+LITE = Path(__file__).resolve().parent
+ROOT = LITE.parent
+BOOK = ROOT / "book"
+PACKAGE = ROOT / "microgpt"
+CACHE = LITE / "_cache"
+BUILD = LITE / "_build"
+OUTPUT = LITE / "_output"
+BUILD_INFO = "build-info.json"
+
+#: packages the kernel loads from the Pyodide lock at boot (plus their deps)
+BOOT_PACKAGES = ["micropip", "ipython", "jedi"]
+#: boot packages that are not in the Pyodide lock: shipped as piplite wheels
+PIPLITE_PACKAGES = ["comm==0.2.3"]
+#: Pyodide core files the site serves itself
+PYODIDE_CORE = [
+    "pyodide.mjs",
+    "pyodide.asm.mjs",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide.js",
+    "package.json",
+]
+#: JupyterLite apps the site ships
+APPS = ["lab", "notebooks", "tree", "edit", "repl"]
+#: site-relative link to train in the browser (the REPL app with prefilled code)
+REPL_PAGE = "repl/index.html"
+CONTENTS_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+
+
+def log(msg: str) -> None:
+    print(f"[site] {msg}", flush=True)
+
+
+def pyodide_version() -> str:
+    """The Pyodide version the installed kernel was made for."""
+    from jupyterlite_pyodide_kernel.constants import PYODIDE_VERSION
+
+    return PYODIDE_VERSION
+
+
+def cdn_url(version: str) -> str:
+    from jupyterlite_pyodide_kernel.constants import PYODIDE_CDN_URL
+
+    assert version in PYODIDE_CDN_URL
+    return PYODIDE_CDN_URL.rstrip("/") + "/"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"error: command failed: {' '.join(cmd)} (see output above)")
+    return proc
+
+
+# --- inputs -------------------------------------------------------------------
+
+
+def chapters() -> list[Path]:
+    """Every chapter of the book, in order."""
+    return sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+def find_data(explicit: str | None) -> tuple[Path, str]:
+    """The names file to ship, and a line saying where it came from."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise SystemExit(f"error: --data {explicit}: no such file; pass an existing names file")
+        return path, f"names from --data {path}"
+    env = os.environ.get("MICROGPT_DATA")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise SystemExit(f"error: MICROGPT_DATA={env}: no such file; fix or unset it")
+        return path, f"names from MICROGPT_DATA={env}"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microgpt" / "names.txt"
+    if cache.is_file():
+        return cache, f"names from the cache {cache}"
+    fallback = PACKAGE / "fallback_names.txt"
+    if fallback.is_file():
+        return fallback, (
+            f"WARNING: no names file (--data, MICROGPT_DATA or {cache}); "
+            f"the site ships the built-in fallback list {fallback.relative_to(ROOT)}"
+        )
+    raise SystemExit("error: no names file and no microgpt/fallback_names.txt; pass --data PATH")
+
+
+def contents_files(data: Path) -> dict[str, Path]:
+    """Site-relative path -> source file for everything served as contents."""
+    files = {p.name: p for p in chapters()}
+    for p in sorted(PACKAGE.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            files[str(Path("microgpt") / p.relative_to(PACKAGE))] = p
+    files["input.txt"] = data
+    return files
+
+
+def digest(files: dict[str, Path]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def contents_version(data: Path) -> str:
+    """Short hash of the served contents: names the browser storage of this edition."""
+    return digest(contents_files(data))[:12]
+
+
+def storage_name(version: str) -> str:
+    """Browser storage for readers' edits, one per edition of the contents.
+
+    A new deploy with changed notebooks uses a new store, so readers see the new
+    notebooks instead of stale copies; a deploy with the same contents keeps edits.
+    """
+    return f"microgpt-book-{version}"
+
+
+def sources_digest(data: Path) -> str:
+    """Hash of every input of the build: when it changes, the site is stale."""
+    files = contents_files(data)
+    for p in sorted(LITE.glob("*")):
+        if p.is_file() and p.suffix in {".py", ".json", ".html", ".css"}:
+            files[f"lite:{p.name}"] = p
+    extra = f"{pyodide_version()} {sys.version_info[:2]}".encode()
+    return hashlib.sha256(digest(files).encode() + extra).hexdigest()
+
+
+def is_fresh(output: Path, data: Path) -> bool:
+    info = output / BUILD_INFO
+    if not info.is_file():
+        return False
+    return json.loads(info.read_text()).get("sources") == sources_digest(data)
+
+
+# --- Pyodide, served locally --------------------------------------------------
+
+
+def fetch_pyodide(version: str) -> Path:
+    """The npm tarball of Pyodide's core files (cached)."""
+    tgz = CACHE / f"pyodide-{version}.tgz"
+    if not tgz.is_file():
+        log(f"fetching pyodide@{version} with npm")
+        if not shutil.which("npm"):
+            raise SystemExit("error: npm not found; install Node.js and npm to build the site")
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            run(["npm", "pack", f"pyodide@{version}", "--pack-destination", tmp], cwd=tmp)
+            os.replace(Path(tmp) / tgz.name, tgz)
+    return tgz
+
+
+def fetch_wheel(spec: str, dest: Path) -> Path:
+    """One py3-none-any wheel from PyPI (cached), for Python 3.14."""
+    name, version = spec.split("==")
+    stem = "[-_.]".join(re.escape(part) for part in norm(name).split("-"))
+    pattern = re.compile(rf"{stem}-{re.escape(version)}-.*\.whl", re.I)
+    dest.mkdir(parents=True, exist_ok=True)
+    found = [p for p in dest.glob("*.whl") if pattern.fullmatch(p.name)]
+    if not found:
+        log(f"fetching {spec} with pip")
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                 "--python-version", "3.14", "--implementation", "py", "--abi", "none",
+                 "--platform", "any", "--dest", tmp, spec])  # fmt: skip
+            for p in Path(tmp).glob("*.whl"):
+                os.replace(p, dest / p.name)
+        found = [p for p in dest.glob("*.whl") if pattern.fullmatch(p.name)]
+    if not found:
+        raise SystemExit(f"error: pip gave no py3-none-any wheel for {spec}; check the registry")
+    return found[0]
+
+
+def boot_closure(packages: dict) -> list[str]:
+    """Lock names of the boot packages and everything they depend on."""
+    seen: list[str] = []
+    todo = list(BOOT_PACKAGES)
+    while todo:
+        name = norm(todo.pop())
+        if name not in seen:
+            seen.append(name)
+            todo += packages[name]["depends"]
+    return sorted(seen)
+
+
+def stage_pyodide(version: str, dest: Path) -> dict:
+    """Pyodide core + boot wheels in dest, with a lock that needs no CDN to boot."""
+    dest.mkdir(parents=True)
+    with tarfile.open(fetch_pyodide(version)) as tar:
+        for name in PYODIDE_CORE + ["pyodide-lock.json"]:
+            member = tar.extractfile(f"package/{name}")
+            (dest / name).write_bytes(member.read())
+    lock = json.loads((dest / "pyodide-lock.json").read_text())
+    packages = lock["packages"]
+    local = boot_closure(packages)
+    for name in local:
+        entry = packages[name]
+        wheel = fetch_wheel(f"{entry['name']}=={entry['version']}", CACHE / "wheels")
+        shutil.copy2(wheel, dest / wheel.name)
+        entry["file_name"] = wheel.name
+        entry["sha256"] = sha256(wheel)
+    base = cdn_url(version)
+    for name, entry in packages.items():
+        if name not in local:
+            entry["file_name"] = base + entry["file_name"]
+    (dest / "pyodide-lock.json").write_text(json.dumps(lock, indent=1))
+    return {"version": version, "local": local, "cdn": len(packages) - len(local)}
+
+
+# --- the site ---------------------------------------------------------------
+
+
+def notebook_title(path: Path) -> str:
+    """First markdown heading of a notebook, else its file name."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            for line in "".join(cell.get("source", "")).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
+
+
+def pure_python_stages() -> list[str]:
+    """Registered stages that need nothing beyond the standard library, in registry order."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import microgpt.stages as registry  # noqa: PLC0415
+    except Exception:  # the registry is optional while the package grows
+        return []
+    finally:
+        sys.path.pop(0)
+    names = []
+    for name in getattr(registry, "STAGES", getattr(registry, "REGISTRY", {})):
+        if name not in {"tensor", "torch"} and not name.startswith("tensor"):
+            names.append(name)
+    return names
+
+
+def train_code(stage: str | None) -> str:
+    """Prefilled REPL code: train the fastest pure-Python stage and print names."""
+    args = f'["--stage", "{stage}"]' if stage else "[]"
+    return f"from microgpt.cli import main\nmain({args})"
+
+
+def landing_page(titles: list[tuple[str, str]], version: str, stage: str | None, data_note: str) -> str:
+    template = (LITE / "landing.html").read_text(encoding="utf-8")
+    items = "\n".join(
+        f'      <li><a href="notebooks/index.html?path={urllib.parse.quote(name)}">{html.escape(title)}</a>'
+        f' <small>(<a href="lab/index.html?path={urllib.parse.quote(name)}">JupyterLab</a>)</small></li>'
+        for name, title in titles
+    ) or "      <li>No chapters yet.</li>"
+    repl = f"{REPL_PAGE}?kernel=python&toolbar=1&code=" + urllib.parse.quote(train_code(stage))
+    return (
+        template.replace("{{CHAPTERS}}", items)
+        .replace("{{TRAIN_URL}}", html.escape(repl))
+        .replace("{{TRAIN_CODE}}", html.escape(train_code(stage)))
+        .replace("{{STAGE}}", html.escape(stage or "the default stage"))
+        .replace("{{VERSION}}", version)
+        .replace("{{STORAGE}}", storage_name(version))
+        .replace("{{DATA}}", html.escape(data_note))
+    )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = False) -> Path:
+    """Build the site into output (replaced whole, only when the build succeeded)."""
+    started = time.monotonic()
+    data, data_note = find_data(data_arg)
+    log(data_note)
+    if not force and is_fresh(output, data):
+        log(f"up to date: {output}")
+        return output
+    version = pyodide_version()
+    stage_dir = BUILD / "lite"
+    contents_dir = BUILD / "contents"
+    shutil.rmtree(BUILD, ignore_errors=True)
+    contents_dir.mkdir(parents=True)
+    files = contents_files(data)
+    for rel, src in files.items():
+        (contents_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, contents_dir / rel)
+    log(f"{len(chapters())} chapters, {len(files) - len(chapters()) - 1} package files, input.txt")
+
+    pyodide = stage_pyodide(version, stage_dir / "static" / "pyodide")
+    log(f"pyodide {version}: {len(pyodide['local'])} boot wheels served locally, {pyodide['cdn']} on the CDN")
+    for spec in PIPLITE_PACKAGES:
+        wheel = fetch_wheel(spec, CACHE / "wheels")
+        (stage_dir / "pypi").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, stage_dir / "pypi" / wheel.name)
+
+    cversion = digest(files)[:12]
+    config = json.loads((LITE / "jupyter-lite.json").read_text())
+    config["jupyter-config-data"]["contentsStorageName"] = storage_name(cversion)
+    (stage_dir / "jupyter-lite.json").write_text(json.dumps(config, indent=2))
+
+    tmp_out = output.with_name(output.name + ".new")
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(stage_dir),
+           "--contents", str(contents_dir), "--output-dir", str(tmp_out), "--no-sourcemaps",
+           "--no-unused-shared-packages"]  # fmt: skip
+    for app in APPS:
+        cmd += ["--apps", app]
+    log("jupyter lite build")
+    run(cmd, cwd=stage_dir)
+
+    stages = pure_python_stages()
+    stage = stages[-1] if stages else None
+    titles = [(p.name, notebook_title(p)) for p in chapters()]
+    write_atomic(tmp_out / "index.html", landing_page(titles, cversion, stage, data_note))
+    info = {
+        "sources": sources_digest(data),
+        "contents_version": cversion,
+        "storage_name": storage_name(cversion),
+        "pyodide": pyodide,
+        "data": data_note,
+        "chapters": [name for name, _ in titles],
+        "train_stage": stage,
+        "train_code": train_code(stage),
+    }
+    write_atomic(tmp_out / BUILD_INFO, json.dumps(info, indent=2))
+    old = output.with_name(output.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if output.exists():
+        os.replace(output, old)
+    os.replace(tmp_out, output)
+    shutil.rmtree(old, ignore_errors=True)
+    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+    log(f"built {output} ({size / 2**20:.1f} MiB) in {time.monotonic() - started:.1f} s")
+    return output
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="names file to ship as input.txt (default: MICROGPT_DATA, then the cache)")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT})")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the output is up to date")
+    args = parser.parse_args(argv)
+    build(args.data, args.output, args.force)
+
+
+if __name__ == "__main__":
+    main()

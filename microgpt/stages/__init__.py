@@ -1,0 +1,68 @@
+"""The registry of stages: the same model, made faster one pass at a time.
+
+Each stage is a module with a `Model` class (the interface of `microgpt.model.GPT`)
+and a docstring saying what its pass changes and why that is faster. Stages are
+cumulative: each imports the one before it and changes only its own pass. Modules
+are imported on first use, so a stage that needs numpy costs nothing without it.
+"""
+
+import importlib
+from dataclasses import dataclass
+
+
+class StageError(Exception):
+    """A stage that does not exist or cannot run here; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str  # one line, shown by `python -m microgpt stages`
+    requires: tuple = ()  # optional third-party modules this stage imports
+
+    @property
+    def module_name(self):
+        return f"microgpt.stages.{self.name}"
+
+
+STAGES = [
+    Stage("baseline", "the original algorithm: scalar Values, one graph node per op"),
+]
+BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+def names():
+    return [stage.name for stage in STAGES]
+
+
+def missing_requirements(stage):
+    """The optional modules `stage` needs that are not installed."""
+    missing = []
+    for module in stage.requires:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    return missing
+
+
+def available():
+    """Stages whose optional dependencies are installed, in pass order."""
+    return [stage for stage in STAGES if not missing_requirements(stage)]
+
+
+def default_name():
+    """The fastest stage that can run here: the last available one."""
+    return available()[-1].name
+
+
+def load(name):
+    """The module of stage `name`, or a `StageError` saying what is wrong."""
+    if name not in BY_NAME:
+        raise StageError(f"unknown stage {name!r}; choose one of: {', '.join(names())}")
+    stage = BY_NAME[name]
+    missing = missing_requirements(stage)
+    if missing:
+        pkgs = " ".join(missing)
+        raise StageError(f"stage {name!r} needs {pkgs}; install it with: pip install {pkgs}")
+    return importlib.import_module(stage.module_name)
