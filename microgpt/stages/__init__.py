@@ -19,6 +19,7 @@ class Stage:
     name: str
     summary: str  # one line, shown by `python -m microgpt stages`
     requires: tuple = ()  # optional third-party modules this stage imports
+    in_chain: bool = True  # False: a side variant (oracle, concurrency), never the default
 
     @property
     def module_name(self):
@@ -27,6 +28,17 @@ class Stage:
 
 STAGES = [
     Stage("baseline", "the original algorithm: scalar Values, one graph node per op"),
+    Stage("cleanup", "precomputed parameter keys; attention reads the KV cache in place"),
+    Stage("numeric_inference", "sampling on plain floats, no autograd graph"),
+    Stage("graph", "mark-based iterative traversal; graph released after each step"),
+    Stage("numeric_ce", "loss head computed on floats; probs - onehot injected into logits"),
+    Stage("fused", "one Dot / WeightedSum node per dot product, backward as a loop"),
+    Stage("fused_norm", "one RMSNorm node with its analytic gradient; scratch buffers reused"),
+    Stage("gc", "garbage collector tuned around each step"),
+    Stage("flat", "no graph at all: flat float lists and a hand-written backward"),
+    Stage("tensor", "contiguous numpy core, whole name per step, causal mask", ("numpy",)),
+    Stage("threads", "fused_norm with attention heads on a thread pool (GIL study)", in_chain=False),
+    Stage("torch", "PyTorch float64 with the same Adam: gradient oracle", ("torch",), False),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -52,8 +64,8 @@ def available():
 
 
 def default_name():
-    """The fastest stage that can run here: the last available one."""
-    return available()[-1].name
+    """The fastest stage that can run here: the last available one in the chain."""
+    return [stage for stage in available() if stage.in_chain][-1].name
 
 
 def load(name):
