@@ -45,3 +45,7 @@ microbench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) _build .pytest_cache
+
+# The book (Jupyter Book) and the browser site (JupyterLite) have their own targets.
+-include book/book.mk
+-include lite/site.mk
