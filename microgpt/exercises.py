@@ -1,0 +1,224 @@
+"""Checkers for the exercises of chapters 00-05: run the reader's function, say what is wrong.
+
+Each `check_*` calls the reader's function on a few cases chosen to expose the
+usual mistakes and returns a `Check`: true when every case passes, and shown as
+one line saying what passed or what went wrong and how to fix it.
+"""
+
+import math
+import reprlib
+
+from .config import AdamConfig
+from .engine import Value, topological_order
+from .optim import Adam
+
+
+class Check:
+    """The verdict of a checker: truthy when passed, displayed as its message."""
+
+    def __init__(self, ok, message):
+        self.ok = ok
+        self.message = ("✓ " if ok else "✗ ") + message
+
+    def __bool__(self):
+        return self.ok
+
+    def __repr__(self):
+        return self.message
+
+
+def run_reader(fn, *args):
+    """Call the reader's function; an exception becomes a failed `Check` instead."""
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, Check(False, f"{fn.__name__} is not written yet: fill in its body, rerun")
+    except Exception as e:
+        shown = ", ".join(reprlib.repr(a) for a in args)
+        return None, Check(False, f"{fn.__name__}({shown}) raised {type(e).__name__}: {e}")
+
+
+def close(a, b, tol=1e-9):
+    return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+# ----------------------------------------------------------------------------
+# chapter 01: the tokenizer
+
+
+def check_encode(encode):
+    """`encode(doc, chars)`: the ids of doc's characters in chars, BOS = len(chars) at both ends."""
+    chars = list("abcdefghijklmnopqrstuvwxyz")
+    bos = len(chars)
+    for doc in ["emma", "ann", "z", ""]:
+        got, failed = run_reader(encode, doc, chars)
+        if failed is not None:
+            return failed
+        expected = [bos] + [chars.index(ch) for ch in doc] + [bos]
+        if not isinstance(got, list):
+            return Check(
+                False, f"encode({doc!r}, chars) returned a {type(got).__name__}, not a list"
+            )
+        if got == expected:
+            continue
+        if got == expected[1:-1]:
+            return Check(False, f"encode({doc!r}) = {got}: BOS ({bos}) is missing at both ends")
+        if got[:1] != [bos]:
+            return Check(False, f"encode({doc!r}) = {got}: should start with BOS = {bos}")
+        if got[-1:] != [bos]:
+            return Check(False, f"encode({doc!r}) = {got}: should end with BOS = {bos}")
+        return Check(
+            False, f"encode({doc!r}) = {got}, expected {expected} (an id is the index in chars)"
+        )
+    return Check(True, "encode: ids are indices into chars, with BOS at both ends")
+
+
+# ----------------------------------------------------------------------------
+# chapters 02-03: softmax, a new Value op, RMSNorm
+
+
+def reference_softmax(logits):
+    m = max(logits)
+    exps = [math.exp(x - m) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def check_softmax(softmax):
+    """`softmax(logits)` on a list of floats: probabilities, stable for large logits."""
+    for logits in ([1.0, 2.0, 3.0], [0.0], [-2.0, 0.5, 0.5, 4.0], [1000.0, 1001.0, 1002.0]):
+        got, failed = run_reader(softmax, logits)
+        if failed is not None and logits[0] == 1000.0 and "OverflowError" in failed.message:
+            return Check(
+                False, "softmax overflows on logits near 1000: subtract max(logits) before exp()"
+            )
+        if failed is not None:
+            return failed
+        expected = reference_softmax(logits)
+        got = [getattr(p, "data", p) for p in got]
+        if len(got) != len(expected):
+            return Check(
+                False, f"softmax({logits}) gave {len(got)} numbers, expected {len(logits)}"
+            )
+        if not close(sum(got), 1.0):
+            return Check(False, f"softmax({logits}) sums to {sum(got)}, not 1: divide by the total")
+        if not all(close(g, e) for g, e in zip(got, expected)):
+            return Check(False, f"softmax({logits}) = {got}, expected {expected}")
+    return Check(True, "softmax: matches exp(x - max) / sum, also for logits near 1000")
+
+
+def check_tanh(tanh):
+    """`tanh(x)` for a `Value` x: the right value, and a gradient that flows back to x."""
+    for x in (0.5, -1.3, 0.0, 2.0):
+        v = Value(x)
+        out, failed = run_reader(tanh, v)
+        if failed is not None:
+            return failed
+        if not isinstance(out, Value):
+            return Check(False, f"tanh returned a {type(out).__name__}: return a Value")
+        if not close(out.data, math.tanh(x)):
+            return Check(False, f"tanh({x}).data = {out.data}, expected {math.tanh(x)}")
+        (out * 3.0).backward()  # a parent above tanh: the chain rule must scale the gradient
+        expected = 3.0 * (1 - math.tanh(x) ** 2)
+        if v.grad == 0 and expected != 0:
+            return Check(
+                False,
+                f"x.grad stayed 0 at x={x}: give the output x as a child, with its local grad",
+            )
+        if not close(v.grad, expected, 1e-7):
+            return Check(
+                False,
+                f"at x={x}, d(3*tanh(x))/dx came out {v.grad}, expected {expected}: "
+                "the local gradient of tanh is 1 - tanh(x)**2",
+            )
+    return Check(True, "tanh: values and gradients match 1 - tanh(x)**2")
+
+
+def check_rmsnorm(rmsnorm):
+    """`rmsnorm(x)` on a list of floats: x / sqrt(mean(x**2) + 1e-5), no mean subtracted."""
+    for x in ([0.0, 0.0, 0.0], [3.0, 3.0], [1.0, 2.0, 3.0, 4.0], [0.5, -0.5, 2.0]):
+        got, failed = run_reader(rmsnorm, x)
+        if failed is not None and x == [0.0, 0.0, 0.0]:
+            return Check(False, f"rmsnorm of zeros failed ({failed.message[2:]}): add 1e-5 to ms")
+        if failed is not None:
+            return failed
+        got = [getattr(g, "data", g) for g in got]
+        scale = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
+        expected = [xi * scale for xi in x]
+        if all(close(g, e) for g, e in zip(got, expected)) and len(got) == len(x):
+            continue
+        if x == [3.0, 3.0] and all(abs(g) < 1e-3 for g in got):
+            return Check(
+                False, "rmsnorm([3, 3]) is ~0: do not subtract the mean (that is LayerNorm)"
+            )
+        return Check(False, f"rmsnorm({x}) = {got}, expected {expected}")
+    return Check(True, "rmsnorm: x / sqrt(mean(x**2) + 1e-5)")
+
+
+# ----------------------------------------------------------------------------
+# chapter 04: Adam
+
+
+def check_adam(adam_update):
+    """`adam_update(data, grad, m, v, step, num_steps, cfg)` -> (data, m, v) for one parameter."""
+    cfg = AdamConfig()
+    num_steps = 10
+    p = Value(0.3)
+    reference = Adam([p], cfg)
+    data, m, v = 0.3, 0.0, 0.0
+    for step, grad in enumerate([0.5, -0.2, 0.1, 0.7, -0.4, 0.0, 0.3, 0.2, -0.1, 0.05]):
+        p.grad = grad
+        reference.step(step, num_steps)
+        got, failed = run_reader(adam_update, data, grad, m, v, step, num_steps, cfg)
+        if failed is not None:
+            return failed
+        if not (isinstance(got, tuple) and len(got) == 3):
+            return Check(False, "adam_update must return a tuple (data, m, v)")
+        data, m, v = got
+        if not close(m, reference.m[0]):
+            return Check(False, f"step {step}: m = {m}, expected {reference.m[0]} (beta1 average)")
+        if not close(v, reference.v[0]):
+            return Check(
+                False, f"step {step}: v = {v}, expected {reference.v[0]} (beta2 of grad**2)"
+            )
+        if not close(data, p.data):
+            hint = (
+                "divide m and v by (1 - beta**(step + 1)) before the update"
+                if step == 0
+                else "the learning rate decays: lr * (1 - step / num_steps)"
+            )
+            return Check(False, f"step {step}: data = {data}, expected {p.data}; {hint}")
+    return Check(True, "adam_update: ten steps match microgpt.optim.Adam")
+
+
+# ----------------------------------------------------------------------------
+# chapter 05: the size of the graph
+
+
+def check_count_nodes(count_nodes):
+    """`count_nodes(root)`: distinct Values reachable from `root`, itself included."""
+    a, b = Value(2.0), Value(3.0)
+    shared = a * b
+    diamond = shared + shared.exp()  # `shared` is reached twice but is one node
+    chain = Value(1.0)
+    for _ in range(20_000):  # deeper than Python's default recursion limit
+        chain = chain + 1.0
+    for name, root in (("a single Value", a), ("a*b + exp(a*b)", diamond), ("a long chain", chain)):
+        expected = len(topological_order(root))
+        got, failed = run_reader(count_nodes, root)
+        if failed is not None and "RecursionError" in failed.message:
+            return Check(
+                False,
+                f"{name}: RecursionError; walk the graph with an explicit stack, not recursion",
+            )
+        if failed is not None:
+            return failed
+        if got == expected:
+            continue
+        if isinstance(got, int) and got > expected:
+            return Check(
+                False,
+                f"{name}: counted {got}, expected {expected}; count a shared node once (a set)",
+            )
+        return Check(False, f"{name}: counted {got}, expected {expected}")
+    return Check(True, "count_nodes: shared nodes once, deep graphs without recursion")
