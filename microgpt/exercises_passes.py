@@ -1,0 +1,338 @@
+"""Checkers for the exercises of the optimization chapters (06-13) of the book.
+
+Each `check_*` calls the reader's function on small cases with known answers and
+returns a `microgpt.exercises.Check`: true when every case passes, shown as one
+line saying what is right, or the first thing that is wrong, on which input, and
+how to fix it. Pure standard library, so the checks also run in the browser.
+"""
+
+import functools
+import gc
+import math
+import random
+import reprlib
+
+from .engine import Value
+from .exercises import Check
+
+TOLERANCE = 1e-9
+
+
+class Wrong(Exception):
+    """Raised inside a checker at the first wrong case; becomes a failed `Check`."""
+
+
+def checker(check):
+    """Turn `check(fn) -> success message` (raising `Wrong`) into `check(fn) -> Check`."""
+
+    @functools.wraps(check)
+    def run(fn):
+        try:
+            return Check(True, check(fn))
+        except Wrong as e:
+            return Check(False, str(e))
+
+    return run
+
+
+def _call(fn, *args):
+    """The reader's result; an exception it raises becomes a `Wrong` naming it."""
+    name = getattr(fn, "__name__", "your function")
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise Wrong(f"{name} is not written yet: fill in its body, rerun") from None
+    except RecursionError:
+        raise Wrong(
+            f"{name} hit Python's recursion limit: walk the graph with an explicit stack"
+        ) from None
+    except Exception as e:
+        shown = ", ".join(reprlib.repr(a) for a in args)
+        raise Wrong(f"{name}({shown}) raised {type(e).__name__}: {e}") from None
+
+
+def _short(value):
+    return reprlib.repr(value)
+
+
+def _max_diff(xs, ys):
+    """Largest |x - y|; infinite when `xs` is not a list of numbers as long as `ys`."""
+    try:
+        if len(xs) != len(ys):
+            return math.inf
+        return max((abs(x - y) for x, y in zip(xs, ys)), default=0.0)
+    except TypeError:
+        return math.inf
+
+
+def _check_vector(what, got, expected, tol=TOLERANCE):
+    if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+        raise Wrong(f"{what} should be a list of {len(expected)} numbers, got {_short(got)}")
+    diff = _max_diff(got, expected)
+    if not diff <= tol:  # `not <=` also catches NaN
+        raise Wrong(f"{what} is off by up to {diff:.3g}: got {_short(got)}")
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 06: numeric inference
+
+
+def reference_softmax(logits):
+    """Softmax on floats, shifted by the max so that exp() cannot overflow."""
+    max_val = max(logits)
+    exps = [math.exp(x - max_val) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+@checker
+def check_float_softmax(fn):
+    """`fn(logits) -> probs` on plain floats, as sampling needs it."""
+    cases = [[1.0, 2.0, 3.0], [0.0], [-2.5, 0.5, 0.5, 4.0], [1000.0, 1001.0, 999.0]]
+    for logits in cases:
+        before = list(logits)
+        probs = _call(fn, logits)
+        if logits != before:
+            raise Wrong(f"softmax: changed its input {_short(before)}; return a new list instead")
+        if isinstance(probs, list) and any(isinstance(p, Value) for p in probs):
+            raise Wrong("softmax: returned Values; sampling needs plain floats (use math.exp)")
+        _check_vector(f"softmax({before})", probs, reference_softmax(before))
+    return "softmax: matches the reference and survives logits near 1000"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 07: graph traversal
+
+
+def _chain(length):
+    """A graph `length` nodes deep: far beyond the recursion limit of 1000."""
+    node = Value(1.0)
+    for _ in range(length):
+        node = node.relu()
+    return node
+
+
+def _diamond():
+    a = Value(2.0)
+    b = a * a  # both children are `a`
+    c = a + b
+    d = b * c
+    return d, [a, b, c, d]
+
+
+@checker
+def check_topological_order(fn):
+    """`fn(root) -> nodes`: every node once, children before parents, no recursion limit."""
+    root, nodes = _diamond()
+    order = _call(fn, root)
+    if not isinstance(order, list):
+        raise Wrong(f"topological order: should return a list of nodes, got {type(order).__name__}")
+    ids = [id(v) for v in order]
+    if len(ids) != len(set(ids)):
+        raise Wrong("topological order: lists a shared node more than once; mark nodes as visited")
+    if set(ids) != {id(v) for v in nodes}:
+        raise Wrong(f"topological order: d = (a*a) * (a + a*a) has {len(nodes)} nodes")
+    position = {id(v): i for i, v in enumerate(order)}
+    for v in order:
+        for child in v._children:
+            if position[id(child)] > position[id(v)]:
+                raise Wrong(f"topological order: lists {v!r} before its child {child!r}")
+    length = 50_000
+    deep = _call(fn, _chain(length))
+    if len(deep) != length + 1:
+        raise Wrong(f"topological order: a chain of {length} relu() has {length + 1} nodes")
+    return "topological order: each node once, children first, and a 50,000-deep chain works"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 08: numeric cross-entropy
+
+
+@checker
+def check_cross_entropy(fn):
+    """`fn(logits, target) -> (loss, dlogits)`: the loss head on floats and its gradient."""
+    rng = random.Random(8)
+    cases = [([0.0, 0.0], 1), ([2.0, -1.0, 0.5], 0), ([rng.gauss(0, 2) for _ in range(27)], 26)]
+    for logits, target in cases:
+        result = _call(fn, list(logits), target)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise Wrong(f"cross-entropy: should return (loss, dlogits), got {_short(result)}")
+        loss, dlogits = result
+        probs = reference_softmax(logits)
+        expected_loss = -math.log(probs[target])
+        if not abs(loss - expected_loss) <= TOLERANCE:
+            raise Wrong(f"cross-entropy: loss {loss} for target {target}, expected {expected_loss}")
+        expected = [p - (i == target) for i, p in enumerate(probs)]
+        if _max_diff(dlogits, probs) <= TOLERANCE:
+            raise Wrong(
+                "cross-entropy: dlogits is probs; subtract 1 at the target (probs - onehot)"
+            )
+        _check_vector(f"dlogits for target {target}", dlogits, expected)
+    return "cross-entropy: loss = -log p[target] and dlogits = probs - onehot"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 09: fused dot product
+
+
+@checker
+def check_dot_backward(fn):
+    """`fn(w, x, grad_out) -> (grad_w, grad_x)` for out = sum(w[i] * x[i])."""
+    cases = [([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], 1.0), ([0.5, -1.0], [2.0, 3.0], -2.0)]
+    for w, x, grad_out in cases:
+        result = _call(fn, list(w), list(x), grad_out)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise Wrong(f"dot backward: should return (grad_w, grad_x), got {_short(result)}")
+        grad_w, grad_x = result
+        expected_w = [xi * grad_out for xi in x]
+        expected_x = [wi * grad_out for wi in w]
+        if _max_diff(grad_w, expected_x) <= TOLERANCE and w != x:
+            raise Wrong("dot backward: grad_w and grad_x are swapped: d(out)/d(w[i]) is x[i]")
+        _check_vector(f"grad_w for w={w}, x={x}, grad_out={grad_out}", grad_w, expected_w)
+        _check_vector(f"grad_x for w={w}, x={x}, grad_out={grad_out}", grad_x, expected_x)
+    return "dot backward: grad_w[i] = x[i] * grad_out and grad_x[i] = w[i] * grad_out"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 10: fused RMSNorm
+
+
+def rmsnorm_floats(x, eps=1e-5):
+    scale = (sum(xi * xi for xi in x) / len(x) + eps) ** -0.5
+    return [xi * scale for xi in x]
+
+
+def reference_rmsnorm_backward(x, grad_out, eps=1e-5):
+    """d(loss)/dx of y = x * (mean(x^2) + eps)^-1/2, given d(loss)/dy."""
+    n = len(x)
+    scale = (sum(xi * xi for xi in x) / n + eps) ** -0.5
+    dot = sum(g * xi for g, xi in zip(grad_out, x))
+    return [scale * g - scale**3 * xi * dot / n for g, xi in zip(grad_out, x)]
+
+
+@checker
+def check_rmsnorm_backward(fn):
+    """`fn(x, grad_out) -> grad_x` for y = rmsnorm(x), against finite differences too."""
+    rng = random.Random(10)
+    cases = [([1.0, 2.0], [1.0, 0.0]), ([rng.gauss(0, 1) for _ in range(16)], None)]
+    for x, grad_out in cases:
+        grad_out = grad_out or [rng.gauss(0, 1) for _ in x]
+        grad_x = _call(fn, list(x), list(grad_out))
+        scale = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
+        if _max_diff(grad_x, [scale * g for g in grad_out]) <= TOLERANCE:
+            raise Wrong("rmsnorm backward: the scale is not a constant; it depends on every x[i]")
+        _check_vector(
+            f"grad_x for x={_short(x)}", grad_x, finite_differences(x, grad_out), tol=1e-6
+        )
+        _check_vector(f"grad_x for x={_short(x)}", grad_x, reference_rmsnorm_backward(x, grad_out))
+    return "rmsnorm backward: matches finite differences and the analytic gradient"
+
+
+def finite_differences(x, grad_out, h=1e-6):
+    """d(sum(grad_out * rmsnorm(x)))/dx by central differences."""
+    grads = []
+    for i in range(len(x)):
+        up, down = list(x), list(x)
+        up[i] += h
+        down[i] -= h
+        loss_up = sum(g * y for g, y in zip(grad_out, rmsnorm_floats(up)))
+        loss_down = sum(g * y for g, y in zip(grad_out, rmsnorm_floats(down)))
+        grads.append((loss_up - loss_down) / (2 * h))
+    return grads
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 11: garbage collector
+
+
+@checker
+def check_gc_paused(make_context):
+    """`make_context()` -> a context manager that pauses the collector and restores its state."""
+    was_enabled = gc.isenabled()
+    try:
+        for enabled_before in (True, False):
+            (gc.enable if enabled_before else gc.disable)()
+            with _call(make_context):
+                if gc.isenabled():
+                    raise Wrong("gc pause: the collector is still enabled inside the block")
+            if gc.isenabled() != enabled_before:
+                state = "enabled" if enabled_before else "disabled"
+                raise Wrong(f"gc pause: the collector was {state} before the block, not after it")
+        gc.enable()
+        try:
+            with _call(make_context):
+                raise KeyError("raised inside the block")
+        except KeyError:
+            pass
+        if not gc.isenabled():
+            raise Wrong("gc pause: an exception in the block leaves the collector off; use finally")
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
+    return "gc pause: off inside the block, restored after it, even on an exception"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 12: flat lists
+
+
+@checker
+def check_linear_backward(fn):
+    """`fn(x, w, rows, cols, grad_out) -> (grad_x, grad_w)`, w flat and row-major."""
+    rng = random.Random(12)
+    for rows, cols in ((2, 3), (5, 4)):
+        x = [rng.gauss(0, 1) for _ in range(cols)]
+        w = [rng.gauss(0, 1) for _ in range(rows * cols)]
+        grad_out = [rng.gauss(0, 1) for _ in range(rows)]
+        result = _call(fn, list(x), list(w), rows, cols, list(grad_out))
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise Wrong(f"linear backward: should return (grad_x, grad_w), got {_short(result)}")
+        grad_x, grad_w = result
+        expected_x = [sum(w[r * cols + c] * grad_out[r] for r in range(rows)) for c in range(cols)]
+        expected_w = [grad_out[r] * x[c] for r in range(rows) for c in range(cols)]
+        shape = f"{rows}x{cols} weights"
+        _check_vector(f"grad_x ({shape}; element [r, c] is w[r * cols + c])", grad_x, expected_x)
+        _check_vector(f"grad_w ({shape}; flat, row-major like w)", grad_w, expected_w)
+    return "linear backward: grad_x = W^T grad_out and grad_w = outer(grad_out, x), flat"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 13: results
+
+
+@checker
+def check_speedups(fn):
+    """`fn(ms_per_step) -> {name: (vs_baseline, vs_previous)}`; the first stage is the baseline."""
+    ms = {"baseline": 120.0, "cleanup": 100.0, "fused": 8.0, "flat": 2.0}
+    result = _call(fn, dict(ms))
+    if not isinstance(result, dict) or list(result) != list(ms):
+        raise Wrong(f"speed-ups: should return a dict with the keys {list(ms)} in order")
+    names = list(ms)
+    for i, name in enumerate(names):
+        got = result[name]
+        expected_base = ms["baseline"] / ms[name]
+        expected_prev = None if i == 0 else ms[names[i - 1]] / ms[name]
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise Wrong(f"speed-ups: {name}: want (vs_baseline, vs_previous), got {got!r}")
+        vs_base, vs_prev = got
+        if i > 0 and abs(vs_base - ms[name] / ms["baseline"]) < TOLERANCE:
+            raise Wrong(f"speed-ups: {name}: upside down; a faster stage has a speed-up above 1")
+        if not abs(vs_base - expected_base) < TOLERANCE:
+            raise Wrong(f"speed-ups: {name}: vs_baseline is {vs_base}, expected {expected_base}")
+        if expected_prev is None:
+            if vs_prev is not None:
+                raise Wrong("speed-ups: the first stage has no previous stage: use None")
+        elif vs_prev is None or not abs(vs_prev - expected_prev) < TOLERANCE:
+            raise Wrong(f"speed-ups: {name}: vs_previous is {vs_prev}, expected {expected_prev}")
+    return "speed-ups: old time / new time, against the baseline and the previous stage"
+
+
+__all__ = [
+    "check_cross_entropy",
+    "check_dot_backward",
+    "check_float_softmax",
+    "check_gc_paused",
+    "check_linear_backward",
+    "check_rmsnorm_backward",
+    "check_speedups",
+    "check_topological_order",
+]

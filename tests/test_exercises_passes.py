@@ -1,0 +1,302 @@
+"""The exercise checkers of chapters 06-13 accept right answers and name what is wrong."""
+
+import contextlib
+import gc
+import math
+import re
+
+from microgpt.engine import Value, topological_order
+from microgpt.exercises_passes import (
+    check_cross_entropy,
+    check_dot_backward,
+    check_float_softmax,
+    check_gc_paused,
+    check_linear_backward,
+    check_rmsnorm_backward,
+    check_speedups,
+    check_topological_order,
+)
+from microgpt.stages import numeric
+
+
+def fails(check, fn, words):
+    result = check(fn)
+    assert not result
+    assert re.search(words, repr(result)), repr(result)
+
+
+def passes(check, fn):
+    result = check(fn)
+    assert result, repr(result)
+    assert repr(result).startswith("✓")
+
+
+# --- softmax on floats -------------------------------------------------------------------
+
+
+def test_float_softmax_accepts_the_package_version():
+    passes(check_float_softmax, numeric.softmax)
+
+
+def test_float_softmax_without_the_max_shift_overflows():
+    def naive(logits):
+        exps = [math.exp(x) for x in logits]
+        return [e / sum(exps) for e in exps]
+
+    fails(check_float_softmax, naive, "OverflowError")
+
+
+def test_float_softmax_that_returns_values_is_rejected():
+    def on_values(logits):
+        out = numeric.softmax(logits)
+        return [Value(p) for p in out]
+
+    fails(check_float_softmax, on_values, "plain floats")
+
+
+def test_float_softmax_that_mutates_its_input_is_rejected():
+    def in_place(logits):
+        probs = numeric.softmax(logits)
+        logits[:] = probs
+        return logits
+
+    fails(check_float_softmax, in_place, "changed its input")
+
+
+def test_unwritten_exercise_says_so():
+    def todo(logits):
+        raise NotImplementedError
+
+    fails(check_float_softmax, todo, "not written yet")
+
+
+# --- topological order -------------------------------------------------------------------
+
+
+def test_topological_order_accepts_the_engine_version():
+    passes(check_topological_order, topological_order)
+
+
+def test_recursive_topological_order_hits_the_recursion_limit():
+    def recursive(root):
+        topo, visited = [], set()
+
+        def build(v):
+            if v not in visited:
+                visited.add(v)
+                for child in v._children:
+                    build(child)
+                topo.append(v)
+
+        build(root)
+        return topo
+
+    fails(check_topological_order, recursive, "recursion limit")
+
+
+def test_topological_order_without_visited_set_repeats_nodes():
+    def no_marks(root):
+        topo, stack = [], [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                topo.append(node)
+            else:
+                stack.append((node, True))
+                stack.extend((c, False) for c in node._children)
+        return topo
+
+    fails(check_topological_order, no_marks, "more than once")
+
+
+def test_parents_before_children_is_rejected():
+    fails(check_topological_order, lambda root: topological_order(root)[::-1], "before its child")
+
+
+# --- cross-entropy -----------------------------------------------------------------------
+
+
+def softmax_ce(logits, target):
+    probs = numeric.softmax(logits)
+    return -math.log(probs[target]), [p - (i == target) for i, p in enumerate(probs)]
+
+
+def test_cross_entropy_accepts_probs_minus_onehot():
+    passes(check_cross_entropy, softmax_ce)
+
+
+def test_cross_entropy_without_the_onehot_is_named():
+    def no_onehot(logits, target):
+        loss, _ = softmax_ce(logits, target)
+        return loss, numeric.softmax(logits)
+
+    fails(check_cross_entropy, no_onehot, "probs - onehot")
+
+
+def test_cross_entropy_with_a_wrong_loss_is_rejected():
+    def positive_log(logits, target):
+        loss, grad = softmax_ce(logits, target)
+        return -loss, grad
+
+    fails(check_cross_entropy, positive_log, "for target 1, expected")
+
+
+# --- dot backward ------------------------------------------------------------------------
+
+
+def test_dot_backward_accepts_the_right_gradients():
+    def right(w, x, g):
+        return [xi * g for xi in x], [wi * g for wi in w]
+
+    passes(check_dot_backward, right)
+
+
+def test_dot_backward_swapped_gradients_are_named():
+    def swapped(w, x, g):
+        return [wi * g for wi in w], [xi * g for xi in x]
+
+    fails(check_dot_backward, swapped, "swapped")
+
+
+def test_dot_backward_forgetting_grad_out_is_rejected():
+    def no_chain_rule(w, x, g):
+        return list(x), list(w)
+
+    fails(check_dot_backward, no_chain_rule, "off by")
+
+
+# --- rmsnorm backward --------------------------------------------------------------------
+
+
+def right_rmsnorm_backward(x, g):
+    n = len(x)
+    s = (sum(xi * xi for xi in x) / n + 1e-5) ** -0.5
+    dot = sum(gi * xi for gi, xi in zip(g, x))
+    return [s * gi - s**3 * xi * dot / n for gi, xi in zip(g, x)]
+
+
+def test_rmsnorm_backward_accepts_the_analytic_gradient():
+    passes(check_rmsnorm_backward, right_rmsnorm_backward)
+
+
+def test_rmsnorm_backward_with_a_constant_scale_is_named():
+    def constant_scale(x, g):
+        s = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
+        return [s * gi for gi in g]
+
+    fails(check_rmsnorm_backward, constant_scale, "constant")
+
+
+def test_rmsnorm_backward_off_by_a_factor_is_rejected():
+    def missing_mean(x, g):
+        s = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
+        dot = sum(gi * xi for gi, xi in zip(g, x))
+        return [s * gi - s**3 * xi * dot for gi, xi in zip(g, x)]
+
+    fails(check_rmsnorm_backward, missing_mean, "off by")
+
+
+# --- gc pause ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def right_pause():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_gc_pause_accepts_a_restoring_context_manager():
+    enabled = gc.isenabled()
+    passes(check_gc_paused, right_pause)
+    assert gc.isenabled() == enabled
+
+
+def test_gc_pause_that_always_enables_is_named():
+    @contextlib.contextmanager
+    def always_enable():
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.enable()
+
+    fails(check_gc_paused, always_enable, "disabled before the block")
+
+
+def test_gc_pause_without_finally_is_named():
+    @contextlib.contextmanager
+    def no_finally():
+        was_enabled = gc.isenabled()
+        gc.disable()
+        yield
+        if was_enabled:
+            gc.enable()
+
+    fails(check_gc_paused, no_finally, "finally")
+    assert gc.isenabled()  # the checker restores the collector even when the answer is wrong
+
+
+# --- flat linear backward ----------------------------------------------------------------
+
+
+def right_linear_backward(x, w, rows, cols, g):
+    grad_x = [sum(w[r * cols + c] * g[r] for r in range(rows)) for c in range(cols)]
+    grad_w = [g[r] * x[c] for r in range(rows) for c in range(cols)]
+    return grad_x, grad_w
+
+
+def test_linear_backward_accepts_the_right_gradients():
+    passes(check_linear_backward, right_linear_backward)
+
+
+def test_linear_backward_with_transposed_indexing_is_rejected():
+    def transposed(x, w, rows, cols, g):
+        grad_x = [sum(w[c * rows + r] * g[r] for r in range(rows)) for c in range(cols)]
+        return grad_x, [g[r] * x[c] for r in range(rows) for c in range(cols)]
+
+    fails(check_linear_backward, transposed, "grad_x")
+
+
+def test_linear_backward_with_column_major_grad_w_is_rejected():
+    def column_major(x, w, rows, cols, g):
+        grad_x, _ = right_linear_backward(x, w, rows, cols, g)
+        return grad_x, [g[r] * x[c] for c in range(cols) for r in range(rows)]
+
+    fails(check_linear_backward, column_major, "grad_w")
+
+
+# --- speed-ups ---------------------------------------------------------------------------
+
+
+def right_speedups(ms):
+    names = list(ms)
+    return {
+        name: (ms[names[0]] / ms[name], None if i == 0 else ms[names[i - 1]] / ms[name])
+        for i, name in enumerate(names)
+    }
+
+
+def test_speedups_accepts_old_over_new():
+    passes(check_speedups, right_speedups)
+
+
+def test_speedups_upside_down_is_named():
+    def inverted(ms):
+        return {
+            name: (1 / a, None if b is None else 1 / b)
+            for name, (a, b) in right_speedups(ms).items()
+        }
+
+    fails(check_speedups, inverted, "upside down")
+
+
+def test_speedups_with_baseline_as_previous_is_rejected():
+    def vs_baseline_twice(ms):
+        return {name: (a, None if b is None else a) for name, (a, b) in right_speedups(ms).items()}
+
+    fails(check_speedups, vs_baseline_twice, "vs_previous")
