@@ -43,6 +43,35 @@ def close(a, b, tol=1e-9):
 
 
 # ----------------------------------------------------------------------------
+# chapter 00: the size of the model
+
+
+def check_num_params(num_params):
+    """`num_params(cfg, vocab_size)`: how many numbers the GPT learns, from its shapes."""
+    from .config import GPTConfig
+    from .model import param_shapes
+
+    configs = [(GPTConfig(), 27), (GPTConfig(n_layer=2), 27), (GPTConfig(n_embd=32), 50)]
+    for cfg, vocab_size in configs:
+        got, failed = run_reader(num_params, cfg, vocab_size)
+        if failed is not None:
+            return failed
+        expected = sum(rows * cols for _, rows, cols in param_shapes(cfg, vocab_size))
+        if got != expected:
+            embeddings = (2 * vocab_size + cfg.block_size) * cfg.n_embd
+            if got == embeddings:
+                hint = "the layers are missing: each holds 12 * n_embd**2 numbers"
+            elif got == expected - embeddings:
+                hint = "wte, wpe and lm_head are missing"
+            else:
+                hint = "add wte, wpe, lm_head and 12 * n_embd**2 per layer"
+            return Check(
+                False, f"{cfg} with vocab {vocab_size}: got {got}, expected {expected}; {hint}"
+            )
+    return Check(True, "num_params: embeddings, lm_head and 12 * n_embd**2 per layer")
+
+
+# ----------------------------------------------------------------------------
 # chapter 01: the tokenizer
 
 

@@ -129,3 +129,41 @@ def train_live(run, num_steps, log_every=100, label="train"):
             # "\r" then the line: the bar drawn so far on this line is overwritten
             out.write(f"\r{format_step(step, num_steps, loss):<72s}\n")
     return losses
+
+
+# ----------------------------------------------------------------------------
+# attention_weights: what each position looked at, read off the baseline forward pass
+
+
+def attention_weights(cfg, weights, tokens):
+    """`weights[layer][head][pos]`: the attention distribution over positions 0..pos.
+
+    Runs the baseline `GPT.forward` on `tokens` and records the result of every
+    `softmax` it calls: per position, one per head and layer, in that order.
+    """
+    from . import model as baseline
+
+    gpt = baseline.GPT(cfg, len(weights["wte"]), weights)
+    calls = []
+    original = baseline.softmax
+
+    def recording_softmax(logits):
+        probs = original(logits)
+        calls.append([p.data for p in probs])
+        return probs
+
+    baseline.softmax = recording_softmax
+    try:
+        keys, values = gpt.empty_cache()
+        for pos_id, token_id in enumerate(tokens):
+            gpt.forward(token_id, pos_id, keys, values)
+    finally:
+        baseline.softmax = original
+    per_pos = cfg.n_layer * cfg.n_head
+    return [
+        [
+            [calls[pos * per_pos + li * cfg.n_head + h] for pos in range(len(tokens))]
+            for h in range(cfg.n_head)
+        ]
+        for li in range(cfg.n_layer)
+    ]

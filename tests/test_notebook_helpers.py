@@ -3,13 +3,16 @@ answer and rejects the usual wrong ones with a message that names the mistake.""
 
 import io
 import math
+import random
 import re
 
 from microgpt import exercises as ex
+from microgpt.config import GPTConfig
 from microgpt.engine import Value
+from microgpt.model import init_weights
 from microgpt.model import rmsnorm as value_rmsnorm
 from microgpt.model import softmax as value_softmax
-from microgpt.notebook import cmp, flatten, progress, show_source, train_live
+from microgpt.notebook import attention_weights, cmp, flatten, progress, show_source, train_live
 
 # ----------------------------------------------------------------------------
 # cmp, show_source, progress
@@ -200,3 +203,28 @@ def test_check_count_nodes():
     assert ex.check_count_nodes(iterative)
     assert "once" in repr(ex.check_count_nodes(counts_paths))
     assert "explicit stack" in repr(ex.check_count_nodes(recursive))
+
+
+def test_check_num_params():
+    def right(cfg, vocab_size):
+        embeddings = (2 * vocab_size + cfg.block_size) * cfg.n_embd
+        return embeddings + 12 * cfg.n_layer * cfg.n_embd**2
+
+    def one_layer_only(cfg, vocab_size):
+        return (2 * vocab_size + cfg.block_size) * cfg.n_embd + 12 * cfg.n_embd**2
+
+    def layers_only(cfg, vocab_size):
+        return 12 * cfg.n_layer * cfg.n_embd**2
+
+    assert ex.check_num_params(right)
+    assert not ex.check_num_params(one_layer_only)
+    assert "wte, wpe and lm_head are missing" in repr(ex.check_num_params(layers_only))
+
+
+def test_attention_weights_are_distributions_over_earlier_positions():
+    cfg = GPTConfig()
+    weights = init_weights(cfg, 27, random.Random(0))
+    att = attention_weights(cfg, weights, [26, 4, 12, 12, 0])
+    assert len(att) == cfg.n_layer and len(att[0]) == cfg.n_head
+    for pos, row in enumerate(att[0][2]):
+        assert len(row) == pos + 1 and math.isclose(sum(row), 1.0)
