@@ -1,0 +1,306 @@
+"""Stage `flat`: no graph at all; flat float lists and a hand-written backward.
+
+Every earlier stage still builds `Value` nodes, each a Python object with its own
+children and local gradients. Here the parameters are one flat list of floats, each
+weight matrix a row-major slice of it. The forward pass keeps what the backward pass
+needs (normalised inputs, attention weights, the ReLU mask) and the backward pass is
+written out by hand, position by position in reverse, so that the key and value
+gradients of a position are complete before they flow into its projections.
+
+Why it is faster: a matrix-vector product is one `map(mul, ...)` over the flat
+matrix, grouped into rows by `zip(*[iter(...)] * n)` and summed by `map(sum, ...)`:
+the inner loops run in C instead of the interpreter, with no node per number.
+Weight gradients are summed over all positions at the end of the step, once per
+matrix. Adam runs over the flat lists with exactly the baseline's formula.
+
+Summation order differs from the graph's (sums run left to right as in the
+baseline, but gradients are accumulated in another order), so results agree to
+rounding, not bit for bit. Python 3.12+ compensates `sum()` of floats; only the
+last bits can differ between versions.
+"""
+
+import math
+from itertools import chain, repeat
+from operator import add, mul
+
+from ..config import AdamConfig
+from ..model import param_shapes
+
+# ---------------------------------------------------------------------------
+# kernels on flat lists
+
+
+def matvec(w, x, rows):
+    """`w @ x` for a row-major flat `w` with `rows` rows, in C-level loops."""
+    return list(map(sum, zip(*[iter(map(mul, w, x * rows))] * len(x))))
+
+
+def transpose(w, cols):
+    """The row-major flat transpose of a row-major flat matrix with `cols` columns."""
+    return list(chain.from_iterable(zip(*zip(*[iter(w)] * cols))))
+
+
+def outer_sum(pairs, rows, cols):
+    """Sum over (dy, x) pairs of the outer products dy x^T, as a row-major flat list."""
+    return list(
+        map(
+            sum,
+            zip(*[map(mul, chain.from_iterable(map(repeat, dy, repeat(cols))), x * rows)
+                  for dy, x in pairs]),
+        )
+    )
+
+
+def left_sum(xs):
+    """Left-to-right sum from 0, as the baseline does (Python 3.12+ `sum` compensates)."""
+    total = 0.0
+    for x in xs:
+        total += x
+    return total
+
+
+def rmsnorm(x, inv_n):
+    """(normalised x, scale) with the baseline's arithmetic."""
+    scale = (left_sum([xi * xi for xi in x]) * inv_n + 1e-5) ** -0.5
+    return [xi * scale for xi in x], scale
+
+
+def rmsnorm_backward(dy, x, scale, inv_n):
+    """Gradient of rmsnorm at `x` (scale = (mean(x^2) + eps)^-1/2)."""
+    c = sum(map(mul, dy, x)) * (-scale * scale * scale * inv_n)
+    return [scale * d + c * xi for d, xi in zip(dy, x)]
+
+
+def softmax(logits):
+    """Probabilities as the baseline computes them: exp(l - max) * (sum of exps)^-1."""
+    max_val = max(logits)
+    exps = [math.exp(v - max_val) for v in logits]
+    inv_total = left_sum(exps) ** -1
+    return [e * inv_total for e in exps]
+
+
+# ---------------------------------------------------------------------------
+# the model
+
+
+class Model:
+    """microgpt on flat float lists, with forward caches and a hand-written backward."""
+
+    def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.adam = adam
+        self.shapes = param_shapes(cfg, vocab_size)
+        self.offsets = {}  # name -> start in self.params
+        self.params = []
+        for name, rows, cols in self.shapes:
+            self.offsets[name] = len(self.params)
+            self.params.extend(float(v) for row in weights[name] for v in row)
+        self.m = [0.0] * len(self.params)  # Adam's running mean of gradients
+        self.v = [0.0] * len(self.params)  # Adam's running mean of squared gradients
+        self._refresh_views()
+
+    @property
+    def num_params(self):
+        return len(self.params)
+
+    def weights(self):
+        """The parameters keyed like `init_weights`, as lists of rows."""
+        out = {}
+        for name, rows, cols in self.shapes:
+            start = self.offsets[name]
+            out[name] = [self.params[start + r * cols : start + (r + 1) * cols] for r in range(rows)]
+        return out
+
+    def _matrix(self, name, rows, cols):
+        start = self.offsets[name]
+        return self.params[start : start + rows * cols]
+
+    def _refresh_views(self):
+        """Per-matrix slices for the forward pass and transposes for the backward pass."""
+        E, V = self.cfg.n_embd, self.vocab_size
+        w = self.weights()
+        self.wte, self.wpe = w["wte"], w["wpe"]
+        self.lm_head = self._matrix("lm_head", V, E)
+        self.lm_head_t = transpose(self.lm_head, E)
+        self.layers = []
+        for li in range(self.cfg.n_layer):
+            # wq, wk, wv are adjacent in the flat list: one 3E x E matrix, one product
+            start = self.offsets[f"layer{li}.attn_wq"]
+            qkv = self.params[start : start + 3 * E * E]
+            wo = self._matrix(f"layer{li}.attn_wo", E, E)
+            fc1 = self._matrix(f"layer{li}.mlp_fc1", 4 * E, E)
+            fc2 = self._matrix(f"layer{li}.mlp_fc2", E, 4 * E)
+            self.layers.append(
+                (qkv, transpose(qkv, E), wo, transpose(wo, E), fc1, transpose(fc1, E), fc2,
+                 transpose(fc2, 4 * E))
+            )
+
+    # -- forward ------------------------------------------------------------
+
+    def empty_cache(self):
+        """Per layer, per head: the keys and values of the positions so far."""
+        H = self.cfg.n_head
+        return [[[] for _ in range(H)] for _ in range(self.cfg.n_layer)], [
+            [[] for _ in range(H)] for _ in range(self.cfg.n_layer)
+        ]
+
+    def forward(self, token_id, pos_id, keys, values):
+        """(logits, trace): the trace holds what `backward_position` needs."""
+        cfg = self.cfg
+        E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
+        inv_n = E**-1
+        inv_sqrt_d = (D**0.5) ** -1
+        x_emb = list(map(add, self.wte[token_id], self.wpe[pos_id]))
+        x, s_emb = rmsnorm(x_emb, inv_n)
+        layer_traces = []
+        for li, (qkv_w, _, wo, _, fc1, _, fc2, _) in enumerate(self.layers):
+            x_in = x
+            n1, s1 = rmsnorm(x, inv_n)
+            qkv = matvec(qkv_w, n1, 3 * E)
+            q_heads, attn_weights, attn_out = [], [], []
+            for h in range(H):
+                hs = h * D
+                q_h = qkv[hs : hs + D]
+                keys[li][h].append(qkv[E + hs : E + hs + D])
+                values[li][h].append(qkv[2 * E + hs : 2 * E + hs + D])
+                logits = [sum(map(mul, q_h, k_h)) * inv_sqrt_d for k_h in keys[li][h]]
+                w_h = softmax(logits)
+                attn_out += [sum(map(mul, w_h, col)) for col in zip(*values[li][h])]
+                q_heads.append(q_h)
+                attn_weights.append(w_h)
+            x_mid = list(map(add, matvec(wo, attn_out, E), x_in))
+            n2, s2 = rmsnorm(x_mid, inv_n)
+            hidden = matvec(fc1, n2, 4 * E)
+            act = [hi if hi > 0 else 0.0 for hi in hidden]
+            x = list(map(add, matvec(fc2, act, E), x_mid))
+            layer_traces.append((x_in, n1, s1, q_heads, attn_weights, attn_out, x_mid, n2, s2,
+                                 hidden, act))
+        logits = matvec(self.lm_head, x, self.vocab_size)
+        return logits, (token_id, pos_id, x_emb, s_emb, layer_traces, x)
+
+    # -- backward -----------------------------------------------------------
+
+    def train_step(self, tokens, step, num_steps):
+        """Forward, backward and one Adam update; returns the loss as a float."""
+        cfg = self.cfg
+        E, H, D, L = cfg.n_embd, cfg.n_head, cfg.head_dim, cfg.n_layer
+        V = self.vocab_size
+        n = min(cfg.block_size, len(tokens) - 1)
+        inv_n = E**-1
+        inv_sqrt_d = (D**0.5) ** -1
+        keys, values = self.empty_cache()
+        traces, dlogits, losses = [], [], []
+        inv_len = 1 / n
+        for pos_id in range(n):
+            logits, trace = self.forward(tokens[pos_id], pos_id, keys, values)
+            probs = softmax(logits)
+            target = tokens[pos_id + 1]
+            losses.append(-math.log(probs[target]))
+            # d(mean cross-entropy)/d(logits) = (probs - onehot) / n
+            d = [p * inv_len for p in probs]
+            d[target] = (probs[target] - 1) * inv_len
+            traces.append(trace)
+            dlogits.append(d)
+        loss = left_sum(losses) * inv_len
+
+        # gradients of keys and values, per layer, head and position, filled from later positions
+        dkeys = [[[[0.0] * D for _ in range(n)] for _ in range(H)] for _ in range(L)]
+        dvalues = [[[[0.0] * D for _ in range(n)] for _ in range(H)] for _ in range(L)]
+        # (dy, x) pairs of every product y = W x, for the weight gradients at the end
+        lm_pairs = []
+        layer_pairs = [([], [], [], []) for _ in range(L)]  # qkv, wo, fc1, fc2
+        dwte = [[0.0] * E for _ in range(V)]
+        dwpe = [[0.0] * E for _ in range(cfg.block_size)]
+        for pos_id in reversed(range(n)):
+            token_id, _, x_emb, s_emb, layer_traces, x_out = traces[pos_id]
+            dy = dlogits[pos_id]
+            lm_pairs.append((dy, x_out))
+            dx = matvec(self.lm_head_t, dy, E)
+            for li in reversed(range(L)):
+                _, qkv_t, _, wo_t, _, fc1_t, _, fc2_t = self.layers[li]
+                qkv_pairs, wo_pairs, fc1_pairs, fc2_pairs = layer_pairs[li]
+                (x_in, n1, s1, q_heads, attn_weights, attn_out, x_mid, n2, s2, hidden,
+                 act) = layer_traces[li]
+                # MLP: x = fc2 relu(fc1 rmsnorm(x_mid)) + x_mid
+                fc2_pairs.append((dx, act))
+                dact = matvec(fc2_t, dx, 4 * E)
+                dhidden = [d if hi > 0 else 0.0 for d, hi in zip(dact, hidden)]
+                fc1_pairs.append((dhidden, n2))
+                dn2 = matvec(fc1_t, dhidden, E)
+                dx = list(map(add, dx, rmsnorm_backward(dn2, x_mid, s2, inv_n)))
+                # attention: x_mid = wo attn_out + x_in
+                wo_pairs.append((dx, attn_out))
+                dattn = matvec(wo_t, dx, E)
+                dq = []
+                for h in range(H):
+                    hs = h * D
+                    dout = dattn[hs : hs + D]
+                    w_h = attn_weights[h]
+                    k_hist = keys[li][h][: pos_id + 1]
+                    v_hist = values[li][h][: pos_id + 1]
+                    dk_hist, dv_hist = dkeys[li][h], dvalues[li][h]
+                    dw = [sum(map(mul, dout, v)) for v in v_hist]
+                    dot_wdw = sum(map(mul, w_h, dw))
+                    # softmax backward, then the 1/sqrt(d) scale of the logits
+                    dl = [wt * (g - dot_wdw) * inv_sqrt_d for wt, g in zip(w_h, dw)]
+                    dq += [sum(map(mul, dl, col)) for col in zip(*k_hist)]
+                    q_h = q_heads[h]
+                    for s, (dls, wts) in enumerate(zip(dl, w_h)):
+                        dk_hist[s] = [a + dls * b for a, b in zip(dk_hist[s], q_h)]
+                        dv_hist[s] = [a + wts * b for a, b in zip(dv_hist[s], dout)]
+                dk = list(chain.from_iterable(dkeys[li][h][pos_id] for h in range(H)))
+                dv = list(chain.from_iterable(dvalues[li][h][pos_id] for h in range(H)))
+                dqkv = dq + dk + dv
+                qkv_pairs.append((dqkv, n1))
+                dn1 = matvec(qkv_t, dqkv, E)
+                dx = list(map(add, dx, rmsnorm_backward(dn1, x_in, s1, inv_n)))
+            dx = rmsnorm_backward(dx, x_emb, s_emb, inv_n)
+            dwte[token_id] = list(map(add, dwte[token_id], dx))
+            dwpe[pos_id] = list(map(add, dwpe[pos_id], dx))
+
+        grad = list(chain.from_iterable(dwte))
+        grad += chain.from_iterable(dwpe)
+        grad += outer_sum(lm_pairs, V, E)
+        for qkv_pairs, wo_pairs, fc1_pairs, fc2_pairs in layer_pairs:
+            grad += outer_sum(qkv_pairs, 3 * E, E)
+            grad += outer_sum(wo_pairs, E, E)
+            grad += outer_sum(fc1_pairs, 4 * E, E)
+            grad += outer_sum(fc2_pairs, E, 4 * E)
+        self.adam_step(grad, step, num_steps)
+        return loss
+
+    def adam_step(self, grad, step, num_steps):
+        """The baseline's Adam, formula for formula, over the flat lists."""
+        cfg = self.adam
+        b1, b2, eps = cfg.beta1, cfg.beta2, cfg.eps
+        c1, c2 = 1 - b1, 1 - b2
+        lr_t = cfg.lr * (1 - step / num_steps)
+        sqrt = math.sqrt  # same value as ** 0.5 (both correctly rounded), a third faster
+        bc1 = 1 - b1 ** (step + 1)
+        bc2 = 1 - b2 ** (step + 1)
+        self.m = m = [b1 * mi + c1 * g for mi, g in zip(self.m, grad)]
+        self.v = v = [b2 * vi + c2 * (g * g) for vi, g in zip(self.v, grad)]
+        self.params = [
+            p - lr_t * (mi / bc1) / (sqrt(vi / bc2) + eps)
+            for p, mi, vi in zip(self.params, m, v)
+        ]
+        self._refresh_views()
+
+    # -- sampling -----------------------------------------------------------
+
+    def generate(self, rng, temperature, bos):
+        """Token ids of one new sequence, drawing from `rng` exactly as the baseline."""
+        keys, values = self.empty_cache()
+        inv_temperature = temperature**-1
+        token_id = bos
+        sample = []
+        choices = range(self.vocab_size)
+        for pos_id in range(self.cfg.block_size):
+            logits, _ = self.forward(token_id, pos_id, keys, values)
+            probs = softmax([logit * inv_temperature for logit in logits])
+            token_id = rng.choices(choices, weights=probs)[0]
+            if token_id == bos:
+                break
+            sample.append(token_id)
+        return sample
