@@ -40,15 +40,26 @@ def transpose(w, cols):
     return list(chain.from_iterable(zip(*zip(*[iter(w)] * cols))))
 
 
+def repeat_each(xs, n):
+    """x0 n times, then x1 n times, ...: the row factor of an outer product."""
+    return chain.from_iterable(zip(*[xs] * n))
+
+
 def outer_sum(pairs, rows, cols):
     """Sum over (dy, x) pairs of the outer products dy x^T, as a row-major flat list."""
-    return list(
-        map(
-            sum,
-            zip(*[map(mul, chain.from_iterable(map(repeat, dy, repeat(cols))), x * rows)
-                  for dy, x in pairs]),
-        )
-    )
+    return list(map(sum, zip(*[map(mul, repeat_each(dy, cols), x * rows) for dy, x in pairs])))
+
+
+def rows_from_pairs(pairs_of_rows, cols):
+    """Row-major flat matrix whose row r is the sum of c * vec over (c, vec) in pairs_of_rows[r]."""
+    zero_row = [0.0] * cols
+    out = []
+    for pairs in pairs_of_rows:
+        if pairs:
+            out += map(sum, zip(*[map(mul, vec, repeat(c)) for c, vec in pairs]))
+        else:
+            out += zero_row
+    return out
 
 
 def left_sum(xs):
@@ -93,7 +104,7 @@ class Model:
         self.shapes = param_shapes(cfg, vocab_size)
         self.offsets = {}  # name -> start in self.params
         self.params = []
-        for name, rows, cols in self.shapes:
+        for name, _, _ in self.shapes:
             self.offsets[name] = len(self.params)
             self.params.extend(float(v) for row in weights[name] for v in row)
         self.m = [0.0] * len(self.params)  # Adam's running mean of gradients
@@ -109,7 +120,9 @@ class Model:
         out = {}
         for name, rows, cols in self.shapes:
             start = self.offsets[name]
-            out[name] = [self.params[start + r * cols : start + (r + 1) * cols] for r in range(rows)]
+            out[name] = [
+                self.params[start + r * cols : start + (r + 1) * cols] for r in range(rows)
+            ]
         return out
 
     def _matrix(self, name, rows, cols):
@@ -131,15 +144,17 @@ class Model:
             wo = self._matrix(f"layer{li}.attn_wo", E, E)
             fc1 = self._matrix(f"layer{li}.mlp_fc1", 4 * E, E)
             fc2 = self._matrix(f"layer{li}.mlp_fc2", E, 4 * E)
+            # the MLP is used one hidden unit at a time: rows of fc1, columns of fc2
+            fc1_rows = list(zip(*[iter(fc1)] * E))
+            fc2_cols = list(zip(*[iter(transpose(fc2, 4 * E))] * E))
             self.layers.append(
-                (qkv, transpose(qkv, E), wo, transpose(wo, E), fc1, transpose(fc1, E), fc2,
-                 transpose(fc2, 4 * E))
+                (qkv, transpose(qkv, E), wo, transpose(wo, E), fc1, fc1_rows, fc2_cols)
             )
 
     # -- forward ------------------------------------------------------------
 
     def empty_cache(self):
-        """Per layer, per head: the keys and values of the positions so far."""
+        """Per layer, per head: the keys and values of the positions so far, one flat list."""
         H = self.cfg.n_head
         return [[[] for _ in range(H)] for _ in range(self.cfg.n_layer)], [
             [[] for _ in range(H)] for _ in range(self.cfg.n_layer)
@@ -154,7 +169,7 @@ class Model:
         x_emb = list(map(add, self.wte[token_id], self.wpe[pos_id]))
         x, s_emb = rmsnorm(x_emb, inv_n)
         layer_traces = []
-        for li, (qkv_w, _, wo, _, fc1, _, fc2, _) in enumerate(self.layers):
+        for li, (qkv_w, _, wo, _, fc1, _, fc2_cols) in enumerate(self.layers):
             x_in = x
             n1, s1 = rmsnorm(x, inv_n)
             qkv = matvec(qkv_w, n1, 3 * E)
@@ -162,20 +177,27 @@ class Model:
             for h in range(H):
                 hs = h * D
                 q_h = qkv[hs : hs + D]
-                keys[li][h].append(qkv[E + hs : E + hs + D])
-                values[li][h].append(qkv[2 * E + hs : 2 * E + hs + D])
-                logits = [sum(map(mul, q_h, k_h)) * inv_sqrt_d for k_h in keys[li][h]]
-                w_h = softmax(logits)
-                attn_out += [sum(map(mul, w_h, col)) for col in zip(*values[li][h])]
+                k_all, v_all = keys[li][h], values[li][h]
+                k_all += qkv[E + hs : E + hs + D]
+                v_all += qkv[2 * E + hs : 2 * E + hs + D]
+                logits = matvec(k_all, q_h, pos_id + 1)
+                w_h = softmax([logit * inv_sqrt_d for logit in logits])
+                attn_out += [sum(map(mul, w_h, col)) for col in zip(*zip(*[iter(v_all)] * D))]
                 q_heads.append(q_h)
                 attn_weights.append(w_h)
             x_mid = list(map(add, matvec(wo, attn_out, E), x_in))
             n2, s2 = rmsnorm(x_mid, inv_n)
             hidden = matvec(fc1, n2, 4 * E)
-            act = [hi if hi > 0 else 0.0 for hi in hidden]
-            x = list(map(add, matvec(fc2, act, E), x_mid))
-            layer_traces.append((x_in, n1, s1, q_heads, attn_weights, attn_out, x_mid, n2, s2,
-                                 hidden, act))
+            # ReLU zeroes most hidden units (over 80% late in training): fc2 reads only the rest
+            active = [j for j, hj in enumerate(hidden) if hj > 0]
+            act = [hidden[j] for j in active]
+            x = x_mid
+            if active:
+                fc2_active = list(chain.from_iterable(zip(*[fc2_cols[j] for j in active])))
+                x = list(map(add, matvec(fc2_active, act, E), x_mid))
+            layer_traces.append(
+                (x_in, n1, s1, q_heads, attn_weights, attn_out, x_mid, n2, s2, active, act)
+            )
         logits = matvec(self.lm_head, x, self.vocab_size)
         return logits, (token_id, pos_id, x_emb, s_emb, layer_traces, x)
 
@@ -204,12 +226,16 @@ class Model:
             dlogits.append(d)
         loss = left_sum(losses) * inv_len
 
-        # gradients of keys and values, per layer, head and position, filled from later positions
-        dkeys = [[[[0.0] * D for _ in range(n)] for _ in range(H)] for _ in range(L)]
-        dvalues = [[[[0.0] * D for _ in range(n)] for _ in range(H)] for _ in range(L)]
+        # gradients of keys and values per layer and head (flat over positions), summed over
+        # later positions; each position's is complete once the backward pass reaches it
+        dkeys = [[[0.0] * (n * D) for _ in range(H)] for _ in range(L)]
+        dvalues = [[[0.0] * (n * D) for _ in range(H)] for _ in range(L)]
         # (dy, x) pairs of every product y = W x, for the weight gradients at the end
         lm_pairs = []
-        layer_pairs = [([], [], [], []) for _ in range(L)]  # qkv, wo, fc1, fc2
+        # qkv, wo, then per hidden unit (coefficient, vector) for fc1 rows and fc2 columns
+        layer_pairs = [
+            ([], [], [[] for _ in range(4 * E)], [[] for _ in range(4 * E)]) for _ in range(L)
+        ]
         dwte = [[0.0] * E for _ in range(V)]
         dwpe = [[0.0] * E for _ in range(cfg.block_size)]
         for pos_id in reversed(range(n)):
@@ -218,39 +244,46 @@ class Model:
             lm_pairs.append((dy, x_out))
             dx = matvec(self.lm_head_t, dy, E)
             for li in reversed(range(L)):
-                _, qkv_t, _, wo_t, _, fc1_t, _, fc2_t = self.layers[li]
+                _, qkv_t, _, wo_t, _, fc1_rows, fc2_cols = self.layers[li]
                 qkv_pairs, wo_pairs, fc1_pairs, fc2_pairs = layer_pairs[li]
-                (x_in, n1, s1, q_heads, attn_weights, attn_out, x_mid, n2, s2, hidden,
-                 act) = layer_traces[li]
-                # MLP: x = fc2 relu(fc1 rmsnorm(x_mid)) + x_mid
-                fc2_pairs.append((dx, act))
-                dact = matvec(fc2_t, dx, 4 * E)
-                dhidden = [d if hi > 0 else 0.0 for d, hi in zip(dact, hidden)]
-                fc1_pairs.append((dhidden, n2))
-                dn2 = matvec(fc1_t, dhidden, E)
-                dx = list(map(add, dx, rmsnorm_backward(dn2, x_mid, s2, inv_n)))
+                (x_in, n1, s1, q_heads, attn_weights, attn_out, x_mid, n2, s2, active, act) = (
+                    layer_traces[li]
+                )
+                # MLP: x = fc2 relu(fc1 rmsnorm(x_mid)) + x_mid; inactive units pass no gradient
+                if active:
+                    fc2_active = list(chain.from_iterable([fc2_cols[j] for j in active]))
+                    dhidden = matvec(fc2_active, dx, len(active))
+                    for j, a, d in zip(active, act, dhidden):
+                        fc2_pairs[j].append((a, dx))
+                        fc1_pairs[j].append((d, n2))
+                    fc1_active = list(chain.from_iterable(zip(*[fc1_rows[j] for j in active])))
+                    dn2 = matvec(fc1_active, dhidden, E)
+                    dx = list(map(add, dx, rmsnorm_backward(dn2, x_mid, s2, inv_n)))
                 # attention: x_mid = wo attn_out + x_in
                 wo_pairs.append((dx, attn_out))
                 dattn = matvec(wo_t, dx, E)
-                dq = []
+                dq, dk, dv = [], [], []
+                seen = pos_id + 1  # positions this one attended to
                 for h in range(H):
                     hs = h * D
                     dout = dattn[hs : hs + D]
                     w_h = attn_weights[h]
-                    k_hist = keys[li][h][: pos_id + 1]
-                    v_hist = values[li][h][: pos_id + 1]
-                    dk_hist, dv_hist = dkeys[li][h], dvalues[li][h]
-                    dw = [sum(map(mul, dout, v)) for v in v_hist]
+                    k_seen = keys[li][h][: seen * D]
+                    dw = matvec(values[li][h][: seen * D], dout, seen)
                     dot_wdw = sum(map(mul, w_h, dw))
                     # softmax backward, then the 1/sqrt(d) scale of the logits
                     dl = [wt * (g - dot_wdw) * inv_sqrt_d for wt, g in zip(w_h, dw)]
-                    dq += [sum(map(mul, dl, col)) for col in zip(*k_hist)]
-                    q_h = q_heads[h]
-                    for s, (dls, wts) in enumerate(zip(dl, w_h)):
-                        dk_hist[s] = [a + dls * b for a, b in zip(dk_hist[s], q_h)]
-                        dv_hist[s] = [a + wts * b for a, b in zip(dv_hist[s], dout)]
-                dk = list(chain.from_iterable(dkeys[li][h][pos_id] for h in range(H)))
-                dv = list(chain.from_iterable(dvalues[li][h][pos_id] for h in range(H)))
+                    dq += [sum(map(mul, dl, col)) for col in zip(*zip(*[iter(k_seen)] * D))]
+                    # outer products dl q^T and w dout^T; map() stops at the shorter list,
+                    # dropping the finished positions after this one
+                    dkeys[li][h] = dk_h = list(
+                        map(add, dkeys[li][h], map(mul, repeat_each(dl, D), q_heads[h] * seen))
+                    )
+                    dvalues[li][h] = dv_h = list(
+                        map(add, dvalues[li][h], map(mul, repeat_each(w_h, D), dout * seen))
+                    )
+                    dk += dk_h[pos_id * D :]
+                    dv += dv_h[pos_id * D :]
                 dqkv = dq + dk + dv
                 qkv_pairs.append((dqkv, n1))
                 dn1 = matvec(qkv_t, dqkv, E)
@@ -265,8 +298,8 @@ class Model:
         for qkv_pairs, wo_pairs, fc1_pairs, fc2_pairs in layer_pairs:
             grad += outer_sum(qkv_pairs, 3 * E, E)
             grad += outer_sum(wo_pairs, E, E)
-            grad += outer_sum(fc1_pairs, 4 * E, E)
-            grad += outer_sum(fc2_pairs, E, 4 * E)
+            grad += rows_from_pairs(fc1_pairs, E)
+            grad += transpose(rows_from_pairs(fc2_pairs, E), E)
         self.adam_step(grad, step, num_steps)
         return loss
 
@@ -282,8 +315,7 @@ class Model:
         self.m = m = [b1 * mi + c1 * g for mi, g in zip(self.m, grad)]
         self.v = v = [b2 * vi + c2 * (g * g) for vi, g in zip(self.v, grad)]
         self.params = [
-            p - lr_t * (mi / bc1) / (sqrt(vi / bc2) + eps)
-            for p, mi, vi in zip(self.params, m, v)
+            p - lr_t * (mi / bc1) / (sqrt(vi / bc2) + eps) for p, mi, vi in zip(self.params, m, v)
         ]
         self._refresh_views()
 
