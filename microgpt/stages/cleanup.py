@@ -11,6 +11,7 @@ benchmark).
 """
 
 from ..config import AdamConfig
+from ..engine import Value
 from ..model import GPT, linear, rmsnorm, softmax
 from ..optim import Adam
 
@@ -49,8 +50,16 @@ class HoistedAdam(Adam):
 class Model(GPT):
     """The baseline GPT with its loop invariants hoisted."""
 
+    node_class = Value  # later stages swap in their own graph nodes
+
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
-        super().__init__(cfg, vocab_size, weights, adam)
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.state_dict = {
+            name: [[self.node_class(x) for x in row] for row in mat]
+            for name, mat in weights.items()
+        }
+        self.params = [p for mat in self.state_dict.values() for row in mat for p in row]
         self.optimizer = HoistedAdam(self.params, adam)
         self.layers = [LayerWeights(self.state_dict, li) for li in range(cfg.n_layer)]
         self.wte = self.state_dict["wte"]
