@@ -104,44 +104,55 @@ def check_float_softmax(fn):
 # chapter 07: graph traversal
 
 
-def _chain(length):
+def _chain(node_class, length):
     """A graph `length` nodes deep: far beyond the recursion limit of 1000."""
-    node = Value(1.0)
+    node = node_class(1.0)
     for _ in range(length):
         node = node.relu()
     return node
 
 
-def _diamond():
-    a = Value(2.0)
-    b = a * a  # both children are `a`
-    c = a + b
-    d = b * c
-    return d, [a, b, c, d]
-
-
-@checker
-def check_topological_order(fn):
-    """`fn(root) -> nodes`: every node once, children before parents, no recursion limit."""
-    root, nodes = _diamond()
-    order = _call(fn, root)
+def _check_order(order, inner, leaves, what):
+    """`order` lists the inner nodes (leaves optional) once each, children first."""
     if not isinstance(order, list):
         raise Wrong(f"topological order: should return a list of nodes, got {type(order).__name__}")
     ids = [id(v) for v in order]
     if len(ids) != len(set(ids)):
-        raise Wrong("topological order: lists a shared node more than once; mark nodes as visited")
-    if set(ids) != {id(v) for v in nodes}:
-        raise Wrong(f"topological order: d = (a*a) * (a + a*a) has {len(nodes)} nodes")
-    position = {id(v): i for i, v in enumerate(order)}
+        raise Wrong(f"topological order: {what}: a shared node is listed more than once")
+    inner_ids = {id(v) for v in inner}
+    if set(ids) - {id(v) for v in leaves} != inner_ids:
+        missing = len(inner_ids - set(ids))
+        raise Wrong(
+            f"topological order: {what}: {missing} of the {len(inner)} nodes with children "
+            f"are missing (got {len(order)} nodes)"
+        )
+    position = {node_id: i for i, node_id in enumerate(ids)}
     for v in order:
         for child in v._children:
-            if position[id(child)] > position[id(v)]:
-                raise Wrong(f"topological order: lists {v!r} before its child {child!r}")
+            if position.get(id(child), -1) > position[id(v)]:
+                raise Wrong(f"topological order: {what}: lists {v!r} before its child {child!r}")
+
+
+@checker
+def check_topological_order(fn):
+    """`fn(root) -> nodes`: inner nodes once, children first, on `graph.Node`s with a `_mark`."""
+    from .stages.graph import Node
+
+    a = Node(2.0)
+    b = a * a  # both children are `a`
+    c = a + b
+    d = b * c
+    for what in ("d = (a*a) * (a + a*a)", "the same graph, sorted a second time"):
+        _check_order(_call(fn, d), [b, c, d], [a], what)
     length = 50_000
-    deep = _call(fn, _chain(length))
-    if len(deep) != length + 1:
-        raise Wrong(f"topological order: a chain of {length} relu() has {length + 1} nodes")
-    return "topological order: each node once, children first, and a 50,000-deep chain works"
+    root = _chain(Node, length)
+    order = _call(fn, root)
+    if not isinstance(order, list) or len(order) not in (length, length + 1):
+        raise Wrong(
+            f"topological order: a chain of {length} relu() has {length} nodes with children, "
+            f"got {len(order) if isinstance(order, list) else order!r}"
+        )
+    return "topological order: children first, each node once, deep graphs, repeated calls"
 
 
 # ---------------------------------------------------------------------------------------

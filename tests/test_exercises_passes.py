@@ -16,7 +16,7 @@ from microgpt.exercises_passes import (
     check_speedups,
     check_topological_order,
 )
-from microgpt.stages import numeric
+from microgpt.stages import graph, numeric
 
 
 def fails(check, fn, words):
@@ -73,8 +73,12 @@ def test_unwritten_exercise_says_so():
 # --- topological order -------------------------------------------------------------------
 
 
-def test_topological_order_accepts_the_engine_version():
+def test_topological_order_accepts_the_visited_set_version():
     passes(check_topological_order, topological_order)
+
+
+def test_topological_order_accepts_the_mark_based_version():
+    passes(check_topological_order, lambda root: graph.topological_order([root]))
 
 
 def test_recursive_topological_order_hits_the_recursion_limit():
@@ -94,7 +98,7 @@ def test_recursive_topological_order_hits_the_recursion_limit():
     fails(check_topological_order, recursive, "recursion limit")
 
 
-def test_topological_order_without_visited_set_repeats_nodes():
+def test_topological_order_without_marks_repeats_nodes():
     def no_marks(root):
         topo, stack = [], [(root, False)]
         while stack:
@@ -107,6 +111,23 @@ def test_topological_order_without_visited_set_repeats_nodes():
         return topo
 
     fails(check_topological_order, no_marks, "more than once")
+
+
+def test_topological_order_with_a_fixed_mark_fails_the_second_time():
+    def fixed_epoch(root, entered=2):
+        topo, stack = [], [root]
+        while stack:
+            node = stack.pop()
+            if node._mark < entered:
+                node._mark = entered
+                stack.append(node)
+                stack.extend(c for c in node._children if c._children and c._mark < entered)
+            elif node._mark == entered:
+                node._mark = entered + 1
+                topo.append(node)
+        return topo
+
+    fails(check_topological_order, fixed_epoch, "second time.*missing")
 
 
 def test_parents_before_children_is_rejected():
