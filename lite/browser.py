@@ -31,13 +31,36 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-MIME = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
-        ".json": "application/json", ".ipynb": "application/json", ".whl": "application/octet-stream",
-        ".zip": "application/zip", ".txt": "text/plain", ".py": "text/x-python"}  # fmt: skip
+MIME = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".ipynb": "application/json",
+    ".whl": "application/octet-stream",
+    ".zip": "application/zip",
+    ".txt": "text/plain",
+    ".py": "text/x-python",
+}
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
+    overrides: dict[str, bytes] = {}  # URL path -> body, to simulate a new deploy
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-cache")  # a rebuilt site is seen at once
+        super().end_headers()
+
+    def do_GET(self):
+        body = self.overrides.get(urllib.parse.urlsplit(self.path).path)
+        if body is None:
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(self.path))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args):  # keep test output readable
         pass
@@ -47,11 +70,21 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):  # browsers drop connections at will
+        pass
+
 
 @contextmanager
-def serve(directory: Path, port: int = 0):
-    """Serve directory on 127.0.0.1 in a thread; yields the base URL."""
-    handler = functools.partial(_Handler, directory=str(directory))
+def serve(directory: Path, port: int = 0, overrides: dict[str, bytes] | None = None):
+    """Serve directory on 127.0.0.1 in a thread; yields the base URL.
+
+    overrides maps URL paths to bodies served instead of the files (tests use
+    it to publish a new edition without rebuilding).
+    """
+    handler_class = type(
+        "Handler", (_Handler,), {"overrides": overrides if overrides is not None else {}}
+    )
+    handler = functools.partial(handler_class, directory=str(directory))
     server = _Server(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -69,27 +102,46 @@ def is_loopback(url: str) -> bool:
     return (parts.hostname or "") in LOOPBACK
 
 
+class Requests:
+    """Every URL requested by pages, workers and service workers, with a phase label."""
+
+    def __init__(self):
+        self.phase = ""
+        self.seen: list[tuple[str, str]] = []
+
+    def record(self, request) -> None:
+        self.seen.append((request.url, self.phase))
+
+    def outside_loopback(self) -> list[tuple[str, str]]:
+        return [(url, phase) for url, phase in self.seen if not is_loopback(url)]
+
+
 @contextmanager
 def browser_context(playwright):
-    """A fresh Chromium profile with only loopback resolvable; records requests."""
+    """A fresh Chromium profile with only loopback resolvable; yields (context, Requests)."""
     with tempfile.TemporaryDirectory(prefix="microgpt-chromium-") as profile:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
-        context.requests = []  # every URL requested by pages, workers and service workers
-        context.on("request", lambda request: context.requests.append(request.url))
+        requests = Requests()
+        context.on("request", requests.record)
         context.set_default_timeout(120_000)
         try:
-            yield context
+            yield context, requests
         finally:
             context.close()
 
 
 # JavaScript run in the page; window.jupyterapp needs exposeAppInBrowser.
 JS_OPEN = """async (path) => {
+  // The page opened the notebook from its ?path=; wait for that widget.
   const app = window.jupyterapp;
   await app.restored;
-  const widget = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  let widget = null;
+  while (!(widget && widget.sessionContext && widget.context && widget.context.path === path)) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    widget = app.shell.currentWidget;
+  }
   await widget.context.ready;
   await widget.sessionContext.ready;
   window.__nb = widget;
@@ -113,14 +165,16 @@ JS_RUN_CELL = """async ([index, timeoutMs]) => {
   nb.content.activeCellIndex = index;
   nb.content.deselectAll();
   const t0 = performance.now();
-  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs));
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error('timeout')), timeoutMs));
   let ok = true, timedOut = false;
   try {
     ok = await Promise.race([app.commands.execute('notebook:run-cell'), timeout]);
   } catch (e) {
     if (String(e).includes('timeout')) timedOut = true; else throw e;
   }
-  return {ok, timedOut, ms: performance.now() - t0, cell: nb.content.model.cells.get(index).toJSON()};
+  const cell = nb.content.model.cells.get(index).toJSON();
+  return {ok, timedOut, ms: performance.now() - t0, cell};
 }"""
 
 JS_EXECUTE = """async ([code, timeoutMs]) => {
@@ -133,7 +187,8 @@ JS_EXECUTE = """async ([code, timeoutMs]) => {
     if (t === 'stream') text += msg.content.text;
     if (t === 'error') error = msg.content.ename + ': ' + msg.content.evalue;
   };
-  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs));
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error('timeout')), timeoutMs));
   await Promise.race([future.done, timeout]);
   return {text, error};
 }"""
@@ -177,7 +232,9 @@ def stream_text(outputs: list[dict], name: str = "stdout") -> str:
 
 
 def errors(outputs: list[dict]) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o.get("output_type") == "error"]
+    return [
+        f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o.get("output_type") == "error"
+    ]
 
 
 def load_notebook(path: Path) -> dict:

@@ -113,7 +113,9 @@ def find_data(explicit: str | None) -> tuple[Path, str]:
         if not path.is_file():
             raise SystemExit(f"error: MICROGPT_DATA={env}: no such file; fix or unset it")
         return path, f"names from MICROGPT_DATA={env}"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microgpt" / "names.txt"
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microgpt" / "names.txt"
+    )
     if cache.is_file():
         return cache, f"names from the cache {cache}"
     fallback = PACKAGE / "fallback_names.txt"
@@ -200,9 +202,9 @@ def fetch_wheel(spec: str, dest: Path) -> Path:
     if not found:
         log(f"fetching {spec} with pip")
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                 "--python-version", "3.14", "--implementation", "py", "--abi", "none",
-                 "--platform", "any", "--dest", tmp, spec])  # fmt: skip
+            pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            pip += ["--only-binary=:all:", "--python-version", "3.14", "--implementation", "py"]
+            run(pip + ["--abi", "none", "--platform", "any", "--dest", tmp, spec])
             for p in Path(tmp).glob("*.whl"):
                 os.replace(p, dest / p.name)
         found = [p for p in dest.glob("*.whl") if pattern.fullmatch(p.name)]
@@ -262,19 +264,20 @@ def notebook_title(path: Path) -> str:
 
 
 def pure_python_stages() -> list[str]:
-    """Registered stages that need nothing beyond the standard library, in registry order."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        import microgpt.stages as registry  # noqa: PLC0415
-    except Exception:  # the registry is optional while the package grows
+    """In-chain stages that need only the standard library, in pass order (fastest last).
+
+    Run in a subprocess: the registry is the package's, and importing it here
+    would tie the build to the package's import-time state.
+    """
+    code = (
+        "import json; from microgpt import stages; "
+        "print(json.dumps([s.name for s in stages.STAGES if s.in_chain and not s.requires]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode:
+        log("no stage registry found: the train link uses the package's default stage")
         return []
-    finally:
-        sys.path.pop(0)
-    names = []
-    for name in getattr(registry, "STAGES", getattr(registry, "REGISTRY", {})):
-        if name not in {"tensor", "torch"} and not name.startswith("tensor"):
-            names.append(name)
-    return names
+    return json.loads(proc.stdout)
 
 
 def train_code(stage: str | None) -> str:
@@ -283,13 +286,19 @@ def train_code(stage: str | None) -> str:
     return f"from microgpt.cli import main\nmain({args})"
 
 
-def landing_page(titles: list[tuple[str, str]], version: str, stage: str | None, data_note: str) -> str:
+def landing_page(
+    titles: list[tuple[str, str]], version: str, stage: str | None, data_note: str
+) -> str:
     template = (LITE / "landing.html").read_text(encoding="utf-8")
-    items = "\n".join(
-        f'      <li><a href="notebooks/index.html?path={urllib.parse.quote(name)}">{html.escape(title)}</a>'
-        f' <small>(<a href="lab/index.html?path={urllib.parse.quote(name)}">JupyterLab</a>)</small></li>'
-        for name, title in titles
-    ) or "      <li>No chapters yet.</li>"
+    items = (
+        "\n".join(
+            f'      <li><a href="notebooks/index.html?path={urllib.parse.quote(name)}">'
+            f"{html.escape(title)}</a> <small>(<a "
+            f'href="lab/index.html?path={urllib.parse.quote(name)}">JupyterLab</a>)</small></li>'
+            for name, title in titles
+        )
+        or "      <li>No chapters yet.</li>"
+    )
     repl = f"{REPL_PAGE}?kernel=python&toolbar=1&code=" + urllib.parse.quote(train_code(stage))
     return (
         template.replace("{{CHAPTERS}}", items)
@@ -328,7 +337,8 @@ def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = Fals
     log(f"{len(chapters())} chapters, {len(files) - len(chapters()) - 1} package files, input.txt")
 
     pyodide = stage_pyodide(version, stage_dir / "static" / "pyodide")
-    log(f"pyodide {version}: {len(pyodide['local'])} boot wheels served locally, {pyodide['cdn']} on the CDN")
+    local, cdn = len(pyodide["local"]), pyodide["cdn"]
+    log(f"pyodide {version}: {local} boot wheels served locally, {cdn} on the CDN")
     for spec in PIPLITE_PACKAGES:
         wheel = fetch_wheel(spec, CACHE / "wheels")
         (stage_dir / "pypi").mkdir(parents=True, exist_ok=True)
@@ -377,9 +387,15 @@ def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = Fals
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="names file to ship as input.txt (default: MICROGPT_DATA, then the cache)")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT})")
-    parser.add_argument("--force", action="store_true", help="rebuild even when the output is up to date")
+    parser.add_argument(
+        "--data", help="names file to ship as input.txt (default: MICROGPT_DATA, then the cache)"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help=f"output folder (default {OUTPUT})"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild even when the output is up to date"
+    )
     args = parser.parse_args(argv)
     build(args.data, args.output, args.force)
 
