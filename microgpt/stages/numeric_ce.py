@@ -1,0 +1,55 @@
+"""Stage `numeric_ce`: the loss head is computed on floats, outside the graph.
+
+Softmax and cross-entropy have a simple gradient with respect to the logits:
+`(probs - onehot(target)) / n` for the mean over `n` positions. So instead of
+building exp, sum, reciprocal, multiply, log and mean nodes for every position
+(about 6 nodes per vocabulary entry, 170 per position), the softmax runs on the
+logits' floats, that gradient is written straight into the logit nodes, and the
+backward pass starts from all of them at once. The loss itself is a float.
+"""
+
+import math
+
+from . import graph, numeric
+
+
+class Model(graph.Model):
+    """`graph`, with softmax + cross-entropy done by hand on floats."""
+
+    def logits_per_position(self, tokens):
+        """The logit nodes of every position of `tokens` (the graph's roots)."""
+        n = min(self.cfg.block_size, len(tokens) - 1)
+        keys, values = self.empty_cache()
+        return [self.forward(tokens[pos_id], pos_id, keys, values) for pos_id in range(n)]
+
+    def train_step(self, tokens, step, num_steps):
+        """Forward, backward and one Adam update; returns the loss as a float."""
+        if self.pool is None:
+            all_logits = self.logits_per_position(tokens)
+        else:
+            with self.pool:
+                all_logits = self.logits_per_position(tokens)
+        inv_n = 1 / len(all_logits)
+        total = 0.0
+        roots = []
+        for logits, target_id in zip(all_logits, tokens[1:]):
+            probs = numeric.softmax([logit.data for logit in logits])
+            total += -math.log(probs[target_id])
+            for logit, p in zip(logits, probs):
+                logit.grad = p * inv_n
+            logits[target_id].grad -= inv_n
+            roots += logits
+        topo = graph.topological_order(roots)
+        graph.backward(topo)
+        if self.pool is not None:
+            self.pool.release(topo)
+        self.optimizer.step(step, num_steps)
+        return total * inv_n
+
+    def count_graph_nodes(self, tokens):
+        return graph.count_reachable(
+            [logit for logits in self.logits_per_position(tokens) for logit in logits]
+        )
+
+
+__all__ = ["Model"]
