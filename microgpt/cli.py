@@ -98,6 +98,12 @@ def train_parser(prog):
         "(default: the fastest available; see `stages`)",
     )
     p.add_argument("--save", metavar="PATH", help="write a JSON checkpoint here after training")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="names per step, padded and masked (stage tensor only; changes the algorithm)",
+    )
     add_sampling_flags(p)
     return p
 
@@ -129,6 +135,10 @@ def check_writable(path):
 
 def cmd_train(args):
     stage = args.stage or stages.default_name()
+    if args.batch_size and stage != "tensor":
+        train_parser("python -m microgpt").error(
+            f"--batch-size needs --stage tensor (and numpy), not {stage}"
+        )
     module = stages.load(stage)
     if args.save:
         check_writable(args.save)
@@ -139,7 +149,13 @@ def cmd_train(args):
     print(f"num docs: {len(run.docs)}")
     print(f"vocab size: {run.tokenizer.vocab_size}")
     print(f"num params: {run.model.num_params}")
-    for step, loss in run.train(args.steps):
+    if args.batch_size:
+        steps = module.train_batched(
+            run.model, run.docs, run.tokenizer, args.steps, args.batch_size
+        )
+    else:
+        steps = run.train(args.steps)
+    for step, loss in steps:
         print(format_step(step, args.steps, loss), flush=step + 1 == args.steps)
     if args.save:
         checkpoint.save(args.save, run.model, run.tokenizer, stage, args.steps)

@@ -18,6 +18,7 @@ positions and a zero weight keeps it out of the loss. `train_batched` is its loo
 """
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -41,10 +42,14 @@ class Model:
         self.scratch = np.zeros((2, self.params.size))  # Adam's temporaries, reused
         self.w = self._views(self.params)
         self.g = self._views(self.grads)
+        self.layer_w = self.layer_weights(self.w)
+        self.layer_g = self.layer_weights(self.g)
+        self.aranges = [np.arange(T) for T in range(cfg.block_size + 1)]
         self.masks = {}  # sequence length -> additive causal mask
-        # a one-hot row per token id, then per position: x0 = onehots @ [wte; wpe], and
-        # the embedding gradient is one product back
-        self.onehot = np.eye(vocab_size + cfg.block_size)
+        # for each (token id, position), the row with a 1 at the token and at the position:
+        # x0 = onehots @ [wte; wpe] is the embedding sum and its gradient one product back
+        eye = np.eye(vocab_size + cfg.block_size)
+        self.onehot = eye[:vocab_size, None, :] + eye[None, vocab_size:, :]
 
     def _views(self, buf):
         """Each matrix as a view into `buf`; wq, wk, wv adjacent form one qkv matrix."""
@@ -78,39 +83,45 @@ class Model:
 
     # -- forward ------------------------------------------------------------
 
+    def layer_weights(self, views):
+        """Per layer (qkv, wo, fc1, fc2) from a dict of views, looked up once."""
+        return [
+            tuple(views[f"layer{li}.{name}"] for name in ("qkv", "attn_wo", "mlp_fc1", "mlp_fc2"))
+            for li in range(self.cfg.n_layer)
+        ]
+
     def forward(self, ids):
         """Logits (B*T, V) for a (B, T) array of token ids, and what backward needs."""
-        cfg, w = self.cfg, self.w
+        cfg = self.cfg
         E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
         B, T = ids.shape
         inv_n = E**-1
-        onehots = self.onehot[ids]
-        onehots += self.onehot[self.vocab_size : self.vocab_size + T]
-        onehots = onehots.reshape(B * T, -1)
-        x_emb = onehots @ w["emb"]
+        onehots = self.onehot[ids, self.aranges[T]].reshape(B * T, -1)
+        x_emb = onehots @ self.w["emb"]
         x, s_emb = rmsnorm(x_emb, inv_n)
+        x_emb_normed = x
         layers = []
-        for li in range(cfg.n_layer):
+        for qkv_w, wo, fc1, fc2 in self.layer_w:
             x_in = x
             n1, s1 = rmsnorm(x, inv_n)
-            qkv = n1 @ w[f"layer{li}.qkv"].T
-            q, k, v = qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)
-            att = q @ k.transpose(0, 1, 3, 2)
+            q, k, v = (n1 @ qkv_w.T).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)
+            att = q @ k.swapaxes(-1, -2)
             att *= (D**0.5) ** -1
             att += self.causal_mask(T)
-            softmax_(att)
-            heads = (att @ v).transpose(0, 2, 1, 3).reshape(B * T, E)
-            x_mid = heads @ w[f"layer{li}.attn_wo"].T
+            softmax_(att, max_axes=(-2, -1))  # scores are small: one max per head
+            heads = np.empty((B, T, H, D))
+            np.matmul(att, v, out=heads.swapaxes(1, 2))
+            heads = heads.reshape(B * T, E)
+            x_mid = heads @ wo.T
             x_mid += x_in
             n2, s2 = rmsnorm(x_mid, inv_n)
-            hidden = n2 @ w[f"layer{li}.mlp_fc1"].T
-            active = hidden > 0
-            hidden *= active  # ReLU in place
-            x = hidden @ w[f"layer{li}.mlp_fc2"].T
+            hidden = n2 @ fc1.T
+            np.maximum(hidden, 0.0, out=hidden)  # ReLU; its gradient passes where hidden > 0
+            x = hidden @ fc2.T
             x += x_mid
-            layers.append((x_in, n1, s1, q, k, v, att, heads, x_mid, n2, s2, hidden, active))
-        logits = x @ w["lm_head"].T
-        return logits, (onehots, x_emb, s_emb, layers, x)
+            layers.append((n1, s1, q, k, v, att, heads, n2, s2, hidden))
+        logits = x @ self.w["lm_head"].T
+        return logits, (onehots, x_emb_normed, s_emb, layers, x)
 
     # -- backward -----------------------------------------------------------
 
@@ -120,70 +131,73 @@ class Model:
 
     def train_batch(self, token_lists, step, num_steps):
         """One step on the mean loss over every target token of a batch of names."""
-        cfg, w, g = self.cfg, self.w, self.g
+        cfg = self.cfg
         E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
         B = len(token_lists)
         lengths = [min(cfg.block_size, len(tokens) - 1) for tokens in token_lists]
         T = max(lengths)
         inv_n = E**-1
         if B == 1:
-            ids = np.array([token_lists[0][: T + 1]])
-            targets = ids[0, 1:]
-            ids = ids[:, :T]
-            rows = np.arange(T)
+            ids = np.array(token_lists[0][: T + 1])
+            targets = ids[1:]
+            ids = ids[None, :T]
+            rows = self.aranges[T]
         else:
             padded = np.zeros((B, T + 1), dtype=np.int64)
             for b, tokens in enumerate(token_lists):
                 padded[b, : lengths[b] + 1] = tokens[: lengths[b] + 1]
             ids = padded[:, :T]
-            valid = np.arange(T) < np.array(lengths)[:, None]
-            rows = np.flatnonzero(valid)
+            rows = np.flatnonzero(self.aranges[T] < np.array(lengths)[:, None])
             targets = padded[:, 1:].ravel()[rows]
-        logits, (onehots, x_emb, s_emb, layers, x_out) = self.forward(ids)
+        logits, (onehots, x_emb_normed, s_emb, layers, x_out) = self.forward(ids)
 
         probs = logits
         softmax_(probs)
-        picked = probs[rows, targets]
         inv_count = 1 / len(rows)
-        loss = -np.log(picked).sum() * inv_count
+        loss = -float(np.add.reduce(np.log(probs[rows, targets]))) * inv_count
 
         # d(mean cross-entropy)/d(logits) = (probs - onehot) / count, zero on padding
-        if B == 1:
-            dlogits = probs * inv_count
+        if B > 1 and len(rows) < B * T:
+            keep = np.zeros((B * T, 1))
+            keep[rows] = inv_count
+            probs *= keep
         else:
-            dlogits = np.zeros_like(probs)
-            dlogits[rows] = probs[rows] * inv_count
-        dlogits[rows, targets] = (picked - 1) * inv_count
+            probs *= inv_count
+        probs[rows, targets] -= inv_count
+        dlogits = probs
+        g = self.g
         np.matmul(dlogits.T, x_out, out=g["lm_head"])
-        dx = dlogits @ w["lm_head"]
+        dx = dlogits @ self.w["lm_head"]
         for li in reversed(range(cfg.n_layer)):
-            (x_in, n1, s1, q, k, v, att, heads, x_mid, n2, s2, hidden, active) = layers[li]
+            qkv_w, wo, fc1, fc2 = self.layer_w[li]
+            g_qkv, g_wo, g_fc1, g_fc2 = self.layer_g[li]
+            n1, s1, q, k, v, att, heads, n2, s2, hidden = layers[li]
             # MLP: x = fc2 relu(fc1 rmsnorm(x_mid)) + x_mid
-            np.matmul(dx.T, hidden, out=g[f"layer{li}.mlp_fc2"])
-            dhidden = dx @ w[f"layer{li}.mlp_fc2"]
-            dhidden *= active
-            np.matmul(dhidden.T, n2, out=g[f"layer{li}.mlp_fc1"])
-            dx += rmsnorm_backward(dhidden @ w[f"layer{li}.mlp_fc1"], x_mid, s2, inv_n)
+            np.matmul(dx.T, hidden, out=g_fc2)
+            dhidden = dx @ fc2
+            dhidden *= hidden > 0
+            np.matmul(dhidden.T, n2, out=g_fc1)
+            dx += rmsnorm_backward(dhidden @ fc1, n2, s2, inv_n)
             # attention: x_mid = wo heads + x_in
-            np.matmul(dx.T, heads, out=g[f"layer{li}.attn_wo"])
-            dheads = (dx @ w[f"layer{li}.attn_wo"]).reshape(B, T, H, D).transpose(0, 2, 1, 3)
+            np.matmul(dx.T, heads, out=g_wo)
+            dheads = (dx @ wo).reshape(B, T, H, D).swapaxes(1, 2)
             dqkv = np.empty((B, T, 3, H, D))
             dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)
-            np.matmul(att.transpose(0, 1, 3, 2), dheads, out=dv)
-            datt = dheads @ v.transpose(0, 1, 3, 2)
+            np.matmul(att.swapaxes(-1, -2), dheads, out=dv)
+            datt = dheads @ v.swapaxes(-1, -2)
             # softmax backward (masked entries have att = 0), then the 1/sqrt(d) scale
-            datt -= (att * datt).sum(-1, keepdims=True)
+            datt -= row_dot(att, datt)[..., None]
             datt *= att
             datt *= (D**0.5) ** -1
             np.matmul(datt, k, out=dq)
-            np.matmul(datt.transpose(0, 1, 3, 2), q, out=dk)
-            dqkv = dqkv.reshape(-1, 3 * E)
-            np.matmul(dqkv.T, n1, out=g[f"layer{li}.qkv"])
-            dx += rmsnorm_backward(dqkv @ w[f"layer{li}.qkv"], x_in, s1, inv_n)
-        dx = rmsnorm_backward(dx, x_emb, s_emb, inv_n)
+            np.matmul(datt.swapaxes(-1, -2), q, out=dk)
+            dqkv = dqkv.reshape(B * T, 3 * E)
+            np.matmul(dqkv.T, n1, out=g_qkv)
+            dx += rmsnorm_backward(dqkv @ qkv_w, n1, s1, inv_n)
+        dx = rmsnorm_backward(dx, x_emb_normed, s_emb, inv_n)
         np.matmul(onehots.T, dx, out=g["emb"])
         self.adam_step(step, num_steps)
-        return float(loss)
+        return loss
 
     def adam_step(self, step, num_steps):
         """The baseline's Adam, formula for formula, in place over the flat buffers."""
@@ -227,24 +241,34 @@ class Model:
 # kernels
 
 
-def softmax_(x):
-    """Softmax over the last axis, in place, the baseline's way: exp(x - max) / sum."""
-    x -= np.maximum.reduce(x, axis=-1, keepdims=True)
+# np.vecdot (numpy >= 2) is one call for a dot product per row; einsum does it before
+row_dot = getattr(np, "vecdot", None) or partial(np.einsum, "...i,...i->...")
+
+
+def softmax_(x, max_axes=-1):
+    """Softmax over the last axis, in place, the baseline's way: exp(x - max) / sum.
+
+    Any constant per row gives the same softmax; `max_axes=(-2, -1)` takes one per
+    matrix, a reduction numpy does far faster than one per short row. Sums over a short
+    last axis are faster as a product with a column of ones than as a reduction.
+    """
+    x -= np.maximum.reduce(x, axis=max_axes, keepdims=True)
     np.exp(x, out=x)
-    x *= np.add.reduce(x, axis=-1, keepdims=True) ** -1
+    x *= (x @ np.ones((x.shape[-1], 1))) ** -1
 
 
 def rmsnorm(x, inv_n):
-    """(normalised rows of x, their scales (rows, 1)) with the baseline's arithmetic."""
-    scale = (np.add.reduce(x * x, axis=-1, keepdims=True) * inv_n + 1e-5) ** -0.5
+    """(y, scale): rows of x rescaled to unit root-mean-square, with the baseline's arithmetic."""
+    scale = ((row_dot(x, x) * inv_n + 1e-5) ** -0.5)[:, None]
     return x * scale, scale
 
 
-def rmsnorm_backward(dy, x, scale, inv_n):
-    """Gradient of rmsnorm at `x` (scale = (mean(x^2) + eps)^-1/2)."""
-    c = np.add.reduce(dy * x, axis=-1, keepdims=True) * (scale**3 * -inv_n)
-    dx = dy * scale
-    dx += c * x
+def rmsnorm_backward(dy, y, scale, inv_n):
+    """Gradient of y = x * scale, scale = (mean(x^2) + eps)^-1/2, written with y."""
+    d = row_dot(dy, y)
+    d *= inv_n
+    dx = dy - d[:, None] * y
+    dx *= scale
     return dx
 
 
