@@ -126,8 +126,8 @@ def train_live(run, num_steps, log_every=100, label="train"):
     ):
         losses.append(loss)
         if (step + 1) % log_every == 0 or step + 1 == num_steps:
-            # "\r" then the line: the bar drawn so far on this line is overwritten
-            out.write(f"\r{format_step(step, num_steps, loss):<72s}\n")
+            # blank out the bar drawn so far on this line, then print the log line in its place
+            out.write(f"\r{' ' * 79}\r{format_step(step, num_steps, loss)}\n")
     return losses
 
 

@@ -1,0 +1,50 @@
+"""Re-execute the book's chapters in place, in order, and print each one's run time.
+
+Like `jupyter nbconvert --execute --inplace`, but stream outputs are merged and
+carriage returns resolved, so a progress bar is stored as its final line only.
+Usage: python book/run_notebooks.py [book/NN_name.ipynb ...]  (default: every chapter)
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+BOOK = Path(__file__).resolve().parent
+
+
+def chapters():
+    return sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute(path):
+    """Run every cell of the notebook at `path` in a fresh kernel and save it; returns seconds."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        coalesce_streams=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv):
+    paths = [Path(p).resolve() for p in argv] or chapters()
+    total = 0.0
+    for path in paths:
+        seconds = execute(path)
+        total += seconds
+        print(f"{path.name:32s} {seconds:6.1f} s", flush=True)
+    print(f"{'total':32s} {total:6.1f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
