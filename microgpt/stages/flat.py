@@ -205,6 +205,12 @@ class Model:
 
     def train_step(self, tokens, step, num_steps):
         """Forward, backward and one Adam update; returns the loss as a float."""
+        loss, grad = self.loss_and_grad(tokens)
+        self.adam_step(grad, step, num_steps)
+        return loss
+
+    def loss_and_grad(self, tokens):
+        """Mean cross-entropy over the name and its gradient, flat like `params`."""
         cfg = self.cfg
         E, H, D, L = cfg.n_embd, cfg.n_head, cfg.head_dim, cfg.n_layer
         V = self.vocab_size
@@ -300,8 +306,7 @@ class Model:
             grad += outer_sum(wo_pairs, E, E)
             grad += rows_from_pairs(fc1_pairs, E)
             grad += transpose(rows_from_pairs(fc2_pairs, E), E)
-        self.adam_step(grad, step, num_steps)
-        return loss
+        return loss, grad
 
     def adam_step(self, grad, step, num_steps):
         """The baseline's Adam, formula for formula, over the flat lists."""

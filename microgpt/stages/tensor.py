@@ -131,6 +131,12 @@ class Model:
 
     def train_batch(self, token_lists, step, num_steps):
         """One step on the mean loss over every target token of a batch of names."""
+        loss = self.loss_and_grad(token_lists)
+        self.adam_step(step, num_steps)
+        return loss
+
+    def loss_and_grad(self, token_lists):
+        """Mean cross-entropy over every target token; fills `grads` (flat like `params`)."""
         cfg = self.cfg
         E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
         B = len(token_lists)
@@ -196,7 +202,6 @@ class Model:
             dx += rmsnorm_backward(dqkv @ qkv_w, n1, s1, inv_n)
         dx = rmsnorm_backward(dx, x_emb_normed, s_emb, inv_n)
         np.matmul(onehots.T, dx, out=g["emb"])
-        self.adam_step(step, num_steps)
         return loss
 
     def adam_step(self, step, num_steps):

@@ -1,0 +1,284 @@
+"""The graph-free stages: hand-written gradients of `flat` and `tensor`, checked against
+finite differences, the baseline's autograd and (when installed) PyTorch in float64."""
+
+import importlib
+import random
+import subprocess
+import sys
+
+import pytest
+
+from microgpt.config import GPTConfig
+from microgpt.data import Tokenizer
+from microgpt.model import GPT, init_weights, param_shapes
+from microgpt.stages import flat
+
+# every letter of the alphabet, so the vocabulary is microgpt's 27 and the model has 4192 params
+DOCS = ["emma", "olivia", "quinn", "jax", "zoe", "brooklyn", "hunter", "wyatt", "gavin", "derek"]
+DOCS += ["xavier", "fiona", "ulysses", "penelope", "victor", "ruth", "mackenzie", "isabella"]
+CFG = GPTConfig()
+
+
+def setup(seed=42):
+    tok = Tokenizer.from_docs(DOCS)
+    return tok, init_weights(CFG, tok.vocab_size, random.Random(seed))
+
+
+def flat_list(weights, vocab_size):
+    return [v for name, _, _ in param_shapes(CFG, vocab_size) for row in weights[name] for v in row]
+
+
+def baseline_grads(weights, vocab_size, tokens):
+    """Loss and flat gradients from the baseline's scalar autograd."""
+    model = GPT(CFG, vocab_size, weights)
+    loss = model.loss(tokens)
+    loss.backward()
+    return loss.data, [p.grad for p in model.params], model
+
+
+def assert_close(got, expected, tol=1e-12):
+    worst = max(abs(a - b) for a, b in zip(got, expected, strict=True))
+    assert worst <= tol, f"max abs difference {worst:.3g} > {tol:g}"
+
+
+def test_vocabulary_has_every_letter():
+    tok, _ = setup()
+    assert tok.vocab_size == 27
+    assert sum(r * c for _, r, c in param_shapes(CFG, 27)) == 4192
+
+
+# ---------------------------------------------------------------------------
+# flat (pure Python)
+
+
+def test_flat_gradient_matches_baseline_autograd():
+    tok, weights = setup()
+    tokens = tok.encode("isabella")
+    loss, grad = flat.Model(CFG, tok.vocab_size, weights).loss_and_grad(tokens)
+    base_loss, base_grad, _ = baseline_grads(weights, tok.vocab_size, tokens)
+    assert loss == pytest.approx(base_loss, abs=1e-13)
+    assert_close(grad, base_grad)
+
+
+def test_flat_gradient_matches_finite_differences():
+    tok, weights = setup(seed=3)
+    tokens = tok.encode("mackenzie")
+    model = flat.Model(CFG, tok.vocab_size, weights)
+    _, grad = model.loss_and_grad(tokens)
+    h = 1e-5
+    checked = 0
+    for i in random.Random(0).sample(range(model.num_params), 80):
+        orig = model.params[i]
+        model.params[i] = orig + h
+        model._refresh_views()
+        up, _ = model.loss_and_grad(tokens)
+        model.params[i] = orig - h
+        model._refresh_views()
+        down, _ = model.loss_and_grad(tokens)
+        model.params[i] = orig
+        model._refresh_views()
+        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
+        checked += abs(grad[i]) > 1e-6
+    assert checked > 20  # the sample reached many parameters with real gradients
+
+
+def test_flat_train_step_matches_one_baseline_step():
+    tok, weights = setup()
+    tokens = tok.encode("penelope")
+    model = flat.Model(CFG, tok.vocab_size, weights)
+    baseline = GPT(CFG, tok.vocab_size, weights)
+    assert model.train_step(tokens, 0, 10) == pytest.approx(
+        baseline.train_step(tokens, 0, 10), abs=1e-13
+    )
+    assert_close(
+        flat_list(model.weights(), tok.vocab_size), flat_list(baseline.weights(), tok.vocab_size)
+    )
+
+
+def test_flat_runs_without_numpy():
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "import random\n"
+        "from microgpt.stages import flat\n"
+        "from microgpt.train import losses_and_samples\n"
+        "docs = ['emma', 'olivia', 'ava', 'mia']\n"
+        "losses, names = losses_and_samples(docs, flat, 3, num_samples=2)\n"
+        "print(len(losses), len(names))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "2"]
+
+
+# ---------------------------------------------------------------------------
+# tensor (numpy)
+
+
+def tensor_module():
+    pytest.importorskip("numpy")
+    from microgpt.stages import tensor
+
+    return tensor
+
+
+def test_tensor_gradient_matches_baseline_autograd():
+    tensor = tensor_module()
+    tok, weights = setup()
+    tokens = tok.encode("brooklyn")
+    model = tensor.Model(CFG, tok.vocab_size, weights)
+    loss = model.loss_and_grad([tokens])
+    base_loss, base_grad, _ = baseline_grads(weights, tok.vocab_size, tokens)
+    assert loss == pytest.approx(base_loss, abs=1e-13)
+    assert_close(model.grads.tolist(), base_grad)
+
+
+def test_tensor_gradient_matches_finite_differences():
+    tensor = tensor_module()
+    tok, weights = setup(seed=5)
+    tokens = tok.encode("ulysses")
+    model = tensor.Model(CFG, tok.vocab_size, weights)
+    model.loss_and_grad([tokens])
+    grad = model.grads.copy()
+    h = 1e-5
+    checked = 0
+    for i in random.Random(1).sample(range(model.num_params), 80):
+        orig = model.params[i]
+        model.params[i] = orig + h  # every weight matrix is a view of `params`
+        up = model.loss_and_grad([tokens])
+        model.params[i] = orig - h
+        down = model.loss_and_grad([tokens])
+        model.params[i] = orig
+        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
+        checked += abs(grad[i]) > 1e-6
+    assert checked > 20
+
+
+def test_tensor_train_step_matches_one_baseline_step():
+    tensor = tensor_module()
+    tok, weights = setup()
+    tokens = tok.encode("mackenzie")
+    model = tensor.Model(CFG, tok.vocab_size, weights)
+    baseline = GPT(CFG, tok.vocab_size, weights)
+    assert model.train_step(tokens, 3, 10) == pytest.approx(
+        baseline.train_step(tokens, 3, 10), abs=1e-13
+    )
+    assert_close(
+        flat_list(model.weights(), tok.vocab_size), flat_list(baseline.weights(), tok.vocab_size)
+    )
+
+
+def test_batch_gradient_is_the_token_weighted_mean_of_single_names():
+    """Padding and masking must not leak: a padded batch equals its names one by one."""
+    tensor = tensor_module()
+    tok, weights = setup()
+    names = ["jax", "mackenzie", "zoe", "ruth"]  # different lengths, so three get padded
+    batch = [tok.encode(name) for name in names]
+    model = tensor.Model(CFG, tok.vocab_size, weights)
+    loss = model.loss_and_grad(batch)
+    batch_grad = model.grads.copy()
+    counts = [len(tokens) - 1 for tokens in batch]
+    expected_loss, expected_grad = 0.0, 0.0
+    for tokens, n in zip(batch, counts):
+        expected_loss += model.loss_and_grad([tokens]) * n / sum(counts)
+        expected_grad = expected_grad + model.grads * (n / sum(counts))
+    assert loss == pytest.approx(expected_loss, abs=1e-13)
+    assert_close(batch_grad.tolist(), expected_grad.tolist())
+
+
+def test_batched_training_lowers_the_loss():
+    tensor = tensor_module()
+    tok, weights = setup()
+    model = tensor.Model(CFG, tok.vocab_size, weights)
+    losses = [loss for _, loss in tensor.train_batched(model, DOCS, tok, 60, batch_size=8)]
+    assert len(losses) == 60
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.3
+
+
+def test_batch_size_flag_needs_the_tensor_stage(capsys):
+    from microgpt.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--stage", "flat", "--batch-size", "4", "--steps", "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--batch-size needs --stage tensor" in err[0]
+
+
+def test_batch_size_flag_trains_the_tensor_stage(names_path, capsys):
+    tensor_module()
+    from microgpt.cli import main
+
+    argv = ["--stage", "tensor", "--batch-size", "16", "--steps", "5", "--samples", "3"]
+    assert main(argv + ["--data", str(names_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("step    1 /    5 | loss ")
+    assert len([line for line in lines if line.startswith("sample")]) == 3
+
+
+# ---------------------------------------------------------------------------
+# torch (float64 oracle)
+
+
+def torch_module():
+    pytest.importorskip("torch")
+    from microgpt.stages import torch as torch_stage
+
+    return torch_stage
+
+
+@pytest.mark.parametrize("name", ["emma", "isabella", "mackenzie"])
+def test_flat_and_tensor_gradients_match_torch(name):
+    torch_stage = torch_module()
+    tensor = tensor_module()
+    tok, weights = setup(seed=9)
+    tokens = tok.encode(name)
+    loss, grads = torch_stage.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
+    oracle = flat_list(grads, tok.vocab_size)
+    flat_loss, flat_grad = flat.Model(CFG, tok.vocab_size, weights).loss_and_grad(tokens)
+    assert flat_loss == pytest.approx(loss, abs=1e-13)
+    assert_close(flat_grad, oracle)
+    model = tensor.Model(CFG, tok.vocab_size, weights)
+    assert model.loss_and_grad([tokens]) == pytest.approx(loss, abs=1e-13)
+    assert_close(model.grads.tolist(), oracle)
+
+
+def test_one_baseline_training_step_matches_torch():
+    """All 4192 gradients of the scalar `Value` model, then the Adam update, against torch."""
+    torch_stage = torch_module()
+    tok, weights = setup()
+    tokens = tok.encode("olivia")
+    base_loss, base_grad, baseline = baseline_grads(weights, tok.vocab_size, tokens)
+    assert len(base_grad) == 4192
+    loss, grads = torch_stage.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
+    assert base_loss == pytest.approx(loss, abs=1e-13)
+    assert_close(base_grad, flat_list(grads, tok.vocab_size))
+
+    baseline.optimizer.step(0, 1000)
+    model = torch_stage.Model(CFG, tok.vocab_size, weights)
+    assert model.train_step(tokens, 0, 1000) == pytest.approx(base_loss, abs=1e-13)
+    assert_close(
+        flat_list(baseline.weights(), tok.vocab_size), flat_list(model.weights(), tok.vocab_size)
+    )
+
+
+# ---------------------------------------------------------------------------
+# sampling: the same names from the same rng, which ends in the same state
+
+
+@pytest.fixture(scope="module")
+def baseline_samples():
+    tok, weights = setup()
+    rng = random.Random(7)
+    baseline = GPT(CFG, tok.vocab_size, weights)
+    return [baseline.generate(rng, 0.5, tok.bos) for _ in range(5)], rng.getstate()
+
+
+@pytest.mark.parametrize("stage", ["flat", "tensor", "torch"])
+def test_generate_draws_like_the_baseline(stage, baseline_samples):
+    if stage != "flat":
+        pytest.importorskip({"tensor": "numpy"}.get(stage, stage))
+    module = importlib.import_module(f"microgpt.stages.{stage}")
+    tok, weights = setup()
+    model = module.Model(CFG, tok.vocab_size, weights)
+    rng = random.Random(7)
+    samples = [model.generate(rng, 0.5, tok.bos) for _ in range(5)]
+    assert (samples, rng.getstate()) == baseline_samples
