@@ -30,7 +30,6 @@ ROOT = LITE.parent
 BOOK = ROOT / "book"
 PACKAGE = ROOT / "microgpt"
 CACHE = LITE / "_cache"
-BUILD = LITE / "_build"
 OUTPUT = LITE / "_output"
 BUILD_INFO = "build-info.json"
 
@@ -326,9 +325,16 @@ def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = Fals
         log(f"up to date: {output}")
         return output
     version = pyodide_version()
-    stage_dir = BUILD / "lite"
-    contents_dir = BUILD / "contents"
-    shutil.rmtree(BUILD, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=CACHE) as tmp:
+        return _build(Path(tmp), data, data_note, version, output, started)
+
+
+def _build(work: Path, data: Path, data_note: str, version: str, output: Path, started: float):
+    """The build proper, staged in work (unique per build, so builds never collide)."""
+    sources = sources_digest(data)  # before copying: a later edit makes the build stale
+    stage_dir = work / "lite"
+    contents_dir = work / "contents"
     contents_dir.mkdir(parents=True)
     files = contents_files(data)
     for rel, src in files.items():
@@ -344,27 +350,31 @@ def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = Fals
         (stage_dir / "pypi").mkdir(parents=True, exist_ok=True)
         shutil.copy2(wheel, stage_dir / "pypi" / wheel.name)
 
-    cversion = digest(files)[:12]
+    cversion = digest({rel: contents_dir / rel for rel in files})[:12]
     config = json.loads((LITE / "jupyter-lite.json").read_text())
     config["jupyter-config-data"]["contentsStorageName"] = storage_name(cversion)
     (stage_dir / "jupyter-lite.json").write_text(json.dumps(config, indent=2))
 
-    tmp_out = output.with_name(output.name + ".new")
-    shutil.rmtree(tmp_out, ignore_errors=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
     cmd = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(stage_dir),
            "--contents", str(contents_dir), "--output-dir", str(tmp_out), "--no-sourcemaps",
            "--no-unused-shared-packages"]  # fmt: skip
     for app in APPS:
         cmd += ["--apps", app]
     log("jupyter lite build")
-    run(cmd, cwd=stage_dir)
+    try:
+        run(cmd, cwd=stage_dir)
+    except BaseException:
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        raise
 
     stages = pure_python_stages()
     stage = stages[-1] if stages else None
     titles = [(p.name, notebook_title(p)) for p in chapters()]
     write_atomic(tmp_out / "index.html", landing_page(titles, cversion, stage, data_note))
     info = {
-        "sources": sources_digest(data),
+        "sources": sources,
         "contents_version": cversion,
         "storage_name": storage_name(cversion),
         "pyodide": pyodide,
@@ -374,10 +384,9 @@ def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = Fals
         "train_code": train_code(stage),
     }
     write_atomic(tmp_out / BUILD_INFO, json.dumps(info, indent=2))
-    old = output.with_name(output.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
+    old = Path(tempfile.mkdtemp(prefix=output.name + ".old-", dir=output.parent))
     if output.exists():
-        os.replace(output, old)
+        os.replace(output, old / output.name)
     os.replace(tmp_out, output)
     shutil.rmtree(old, ignore_errors=True)
     size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())

@@ -87,6 +87,9 @@ def report(request):
             )
         total = sum(ch["cdn_cells"] for ch in data["chapters"].values())
         terminal.write_line(f"  {CDN_TAG} cells in the book: {total}")
+        if "train" in data:
+            stage, seconds = data["train"]["stage"], data["train"]["click_to_names_s"]
+            terminal.write_line(f"  train link ({stage}): click to 20 names in {seconds:.1f} s")
 
 
 @pytest.fixture(scope="session")
@@ -224,8 +227,8 @@ def test_chapter_runs_in_browser(chapter, site, served, chromium, report):
             errs = browser.errors(outputs)
             if result["cell"].get("execution_count") is None and not errs:
                 problems.append(f"cell {index} did not run")
-            if errs and "cdn" in flags:
-                figures["cdn_failed"] += 1
+            if "cdn" in flags:  # may fail or differ offline (numpy/matplotlib): counted only
+                figures["cdn_failed"] += bool(errs)
                 continue
             if errs and "raises" not in flags:
                 problems.append(f"cell {index} raised {errs[0]}")
@@ -314,3 +317,82 @@ JS_CONSOLE_OUTPUT = """async (timeoutMs) => {
   }
   return {text: '', error: 'no output within the timeout'};
 }"""
+
+
+def test_contents_version_follows_contents(site, tmp_path, monkeypatch):
+    """Readers' edits are stored per edition: the store is named after the contents.
+
+    Same contents, same store (edits survive a redeploy); any changed notebook,
+    package file or dataset gives a new store, so nobody sees a stale notebook.
+    """
+    data, _ = build_site.find_data(None)
+    config = json.loads((site / "jupyter-lite.json").read_text())["jupyter-config-data"]
+    assert config["contentsStorageName"] == build_site.storage_name(
+        build_site.contents_version(data)
+    ), "the built site is not named after its contents; rebuild it"
+    book = tmp_path / "book"
+    book.mkdir()
+    chapter = CHAPTERS[0] if CHAPTERS else None
+    if chapter is None:
+        pytest.skip("no chapter in book/ yet")
+    shutil.copy(chapter, book / chapter.name)
+    monkeypatch.setattr(build_site, "BOOK", book)
+    before = build_site.contents_version(data)
+    assert build_site.contents_version(data) == before
+    nb = json.loads((book / chapter.name).read_text())
+    nb["cells"][0]["source"] = "# changed\n"
+    (book / chapter.name).write_text(json.dumps(nb))
+    assert build_site.contents_version(data) != before
+
+
+JS_EDIT_AND_SAVE = """async (text) => {
+  const widget = window.__nb;
+  widget.content.model.cells.get(0).sharedModel.setSource(text);
+  await widget.context.save();
+}"""
+
+
+def test_stale_notebooks_in_browser(site, served, playwright_driver):
+    """In a real browser: an edit survives a reload; a new edition shows the published
+    notebook; the old edition's edit is still there; the landing page's reset clears it."""
+    if not CHAPTERS:
+        pytest.skip("no chapter in book/ yet")
+    url, overrides = served
+    name = CHAPTERS[0].name
+    published = "".join(browser.load_notebook(CHAPTERS[0])["cells"][0]["source"])
+    edit = "# a reader's edit\n"
+    config = json.loads((site / "jupyter-lite.json").read_text())
+    config["jupyter-config-data"]["contentsStorageName"] = build_site.storage_name("next-edition")
+    new_edition = json.dumps(config).encode()
+
+    def first_cell() -> str:
+        nb = browser.Notebook(context, url, name)
+        try:
+            return nb.cells()[0]["source"]
+        finally:
+            nb.close()
+
+    with browser.browser_context(playwright_driver) as (context, requests):
+        try:
+            nb = browser.Notebook(context, url, name)
+            assert nb.cells()[0]["source"] == published
+            nb.page.evaluate(JS_EDIT_AND_SAVE, edit)
+            nb.close()
+            assert first_cell() == edit, "an edit did not survive a reload"
+            overrides["/jupyter-lite.json"] = new_edition
+            assert first_cell() == published, "a new edition shows a stale notebook"
+            overrides.clear()
+            assert first_cell() == edit, "the old edition lost the reader's edit"
+            page = context.new_page()
+            page.goto(url)
+            page.click("#reset")
+            page.wait_for_function(
+                "() => document.getElementById('reset-status').textContent.length > 0"
+            )
+            status = page.locator("#reset-status").inner_text()
+            page.close()
+            assert status.startswith("Done"), status
+            assert first_cell() == published, "reset did not restore the published notebook"
+        finally:
+            overrides.clear()
+        assert not requests.outside_loopback()

@@ -1,0 +1,156 @@
+"""Train every pure-Python stage in Pyodide (headless Chromium) and in CPython, same steps.
+
+Both sides run the package's own benchmark (`microgpt bench`: stages interleaved,
+median ms/step over rounds, same documents), so the figures compare like for like.
+Writes lite/_bench/browser_bench.json (for the results chapter) and prints a table.
+
+Usage: python lite/bench_browser.py [--steps N] [--repeat R] [--output PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import browser  # noqa: E402
+import build_site  # noqa: E402
+
+OUTPUT = build_site.LITE / "_bench" / "browser_bench.json"
+BROWSER_ONLY_SKIPS = {"threads"}  # Pyodide has no threads
+
+
+def bench_code(names: list[str], steps: int, repeat: int) -> str:
+    """What the kernel runs: the package's benchmark, its JSON printed after a marker."""
+    argv = ["bench", "--stages", ",".join(names), "--steps", str(steps), "--repeat", str(repeat)]
+    argv += ["--json", "/tmp/browser_bench.json"]
+    return (
+        "from microgpt.cli import main\n"
+        f"main({argv!r})\n"
+        "print('@@JSON@@' + open('/tmp/browser_bench.json').read())\n"
+    )
+
+
+def cpython_bench(names: list[str], steps: int, repeat: int, data: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        argv = [sys.executable, "-m", "microgpt", "bench", "--stages", ",".join(names)]
+        argv += ["--steps", str(steps), "--repeat", str(repeat), "--json", str(out)]
+        argv += ["--data", str(data)]
+        env = dict(os.environ, PYTHONPATH=str(build_site.ROOT))
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise RuntimeError(f"CPython bench failed: {proc.stderr.strip()[-500:]}")
+        return json.loads(out.read_text())
+
+
+def browser_bench(context, base_url: str, code: str, timeout_s: float) -> tuple[dict, dict]:
+    """(the kernel's bench JSON, timings of the kernel start)."""
+    chapter = build_site.chapters()[0].name
+    started = time.monotonic()
+    nb = browser.Notebook(context, base_url, chapter)
+    try:
+        first = nb.execute("print('ready')", timeout_s=120)
+        first_output_s = time.monotonic() - started
+        if first["text"] != "ready\n":
+            raise RuntimeError(f"kernel did not answer: {first}")
+        result = nb.execute(code, timeout_s=timeout_s)
+    finally:
+        nb.close()
+    if result["error"] or "@@JSON@@" not in result["text"]:
+        raise RuntimeError(f"browser bench failed: {result['error'] or result['text'][-500:]}")
+    report = json.loads(result["text"].split("@@JSON@@", 1)[1])
+    return report, {"page_open_s": nb.open_s, "first_output_s": first_output_s}
+
+
+def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
+    """Build (if stale), serve, bench both sides, write output atomically."""
+    from playwright.sync_api import sync_playwright
+
+    site = build_site.build()
+    data, _ = build_site.find_data(None)
+    names = [n for n in build_site.pure_python_stages() if n not in BROWSER_ONLY_SKIPS]
+    if not names:
+        raise SystemExit("error: no pure-Python stage registered; nothing to benchmark")
+    code = bench_code(names, steps, repeat)
+    with browser.serve(site) as url, sync_playwright() as pw:
+        with browser.browser_context(pw) as (context, requests):
+            in_browser, kernel = browser_bench(context, url, code, timeout_s)
+            leaks = requests.outside_loopback()
+    on_cpython = cpython_bench(names, steps, repeat, data)
+    cp = {row["name"]: row for row in on_cpython["stages"]}
+    rows = []
+    for row in in_browser["stages"]:
+        ms, cms = row["ms_per_step"], cp[row["name"]]["ms_per_step"]
+        rows.append(
+            {
+                "name": row["name"],
+                "browser_ms_per_step": ms,
+                "cpython_ms_per_step": cms,
+                "browser_vs_cpython": ms / cms,
+                "browser_1000_steps_s": ms,  # ms/step x 1000 steps / 1000 ms/s
+            }
+        )
+    fastest = min(rows, key=lambda r: r["browser_ms_per_step"])
+    result = {
+        "steps": steps,
+        "repeat": repeat,
+        "pyodide": build_site.pyodide_version(),
+        "kernel": kernel,
+        "stages": rows,
+        "fastest": fastest["name"],
+        "goals": {
+            "fastest_1000_steps_s": fastest["browser_1000_steps_s"],
+            "fastest_1000_steps_goal_s": 8,
+            "first_output_s": kernel["first_output_s"],
+            "first_output_goal_s": 15,
+        },
+        "requests_outside_loopback": [u for u, _ in leaks],
+        "browser_report": in_browser,
+        "cpython_report": on_cpython,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, output)
+    return result
+
+
+def render(result: dict) -> str:
+    lines = [
+        f"stage               browser ms/step  CPython ms/step  ratio  (steps {result['steps']})",
+    ]
+    for r in result["stages"]:
+        lines.append(
+            f"{r['name']:<20}{r['browser_ms_per_step']:>15.2f}{r['cpython_ms_per_step']:>17.2f}"
+            f"{r['browser_vs_cpython']:>7.2f}"
+        )
+    g = result["goals"]
+    lines.append(
+        f"fastest ({result['fastest']}): 1000 steps in {g['fastest_1000_steps_s']:.1f} s "
+        f"(goal <= 8 s); kernel start to first output {g['first_output_s']:.1f} s (goal <= 15 s)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="training steps per timing")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    if not Path(browser.CHROMIUM).exists():
+        raise SystemExit(f"error: {browser.CHROMIUM} not found; run: apt-get install -y chromium")
+    result = run(args.steps, args.repeat, args.output)
+    print(render(result))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
