@@ -13,6 +13,19 @@ import math
 from . import graph, numeric
 
 
+def cross_entropy(all_logits, tokens):
+    """Mean cross-entropy of the next tokens; sets each logit's gradient by hand."""
+    inv_n = 1 / len(all_logits)
+    total = 0.0
+    for logits, target_id in zip(all_logits, tokens[1:]):
+        probs = numeric.softmax([logit.data for logit in logits])
+        total += -math.log(probs[target_id])
+        for logit, p in zip(logits, probs):
+            logit.grad = p * inv_n
+        logits[target_id].grad -= inv_n
+    return total * inv_n
+
+
 class Model(graph.Model):
     """`graph`, with softmax + cross-entropy done by hand on floats."""
 
@@ -29,22 +42,17 @@ class Model(graph.Model):
         else:
             with self.pool:
                 all_logits = self.logits_per_position(tokens)
-        inv_n = 1 / len(all_logits)
-        total = 0.0
-        roots = []
-        for logits, target_id in zip(all_logits, tokens[1:]):
-            probs = numeric.softmax([logit.data for logit in logits])
-            total += -math.log(probs[target_id])
-            for logit, p in zip(logits, probs):
-                logit.grad = p * inv_n
-            logits[target_id].grad -= inv_n
-            roots += logits
+        loss = cross_entropy(all_logits, tokens)
+        self.backward([logit for logits in all_logits for logit in logits])
+        self.optimizer.step(step, num_steps)
+        return loss
+
+    def backward(self, roots):
+        """Propagate the gradients already set on `roots`, then recycle the graph."""
         topo = graph.topological_order(roots)
         graph.backward(topo)
         if self.pool is not None:
             self.pool.release(topo)
-        self.optimizer.step(step, num_steps)
-        return total * inv_n
 
     def count_graph_nodes(self, tokens):
         return graph.count_reachable(
@@ -52,4 +60,4 @@ class Model(graph.Model):
         )
 
 
-__all__ = ["Model"]
+__all__ = ["Model", "cross_entropy"]
