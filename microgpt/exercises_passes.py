@@ -256,6 +256,35 @@ def finite_differences(x, grad_out, h=1e-6):
 # chapter 11: garbage collector
 
 
+def _in_block(make_context, body):
+    """Run `body` inside the reader's context manager; its own failures become `Wrong`."""
+    name = getattr(make_context, "__name__", "your function")
+    manager = _call(make_context)
+    if not (hasattr(manager, "__enter__") and hasattr(manager, "__exit__")):
+        raise Wrong(
+            f"gc pause: {name}() should return a context manager "
+            "(decorate a generator with @contextlib.contextmanager)"
+        )
+    try:
+        with manager:
+            body()
+    except (Wrong, KeyError):
+        raise
+    except NotImplementedError:
+        raise Wrong(f"{name} is not written yet: fill in its body, rerun") from None
+    except Exception as e:
+        raise Wrong(f"gc pause: the block of {name}() raised {type(e).__name__}: {e}") from None
+
+
+def _expect_disabled():
+    if gc.isenabled():
+        raise Wrong("gc pause: the collector is still enabled inside the block")
+
+
+def _raise_inside():
+    raise KeyError("raised inside the block")
+
+
 @checker
 def check_gc_paused(make_context):
     """`make_context()` -> a context manager that pauses the collector and restores its state."""
@@ -263,18 +292,17 @@ def check_gc_paused(make_context):
     try:
         for enabled_before in (True, False):
             (gc.enable if enabled_before else gc.disable)()
-            with _call(make_context):
-                if gc.isenabled():
-                    raise Wrong("gc pause: the collector is still enabled inside the block")
+            _in_block(make_context, _expect_disabled)
             if gc.isenabled() != enabled_before:
                 state = "enabled" if enabled_before else "disabled"
                 raise Wrong(f"gc pause: the collector was {state} before the block, not after it")
         gc.enable()
         try:
-            with _call(make_context):
-                raise KeyError("raised inside the block")
+            _in_block(make_context, _raise_inside)
         except KeyError:
             pass
+        else:
+            raise Wrong("gc pause: an exception raised in the block was swallowed; let it through")
         if not gc.isenabled():
             raise Wrong("gc pause: an exception in the block leaves the collector off; use finally")
     finally:

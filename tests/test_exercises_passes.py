@@ -262,6 +262,34 @@ def test_gc_pause_without_finally_is_named():
     assert gc.isenabled()  # the checker restores the collector even when the answer is wrong
 
 
+def test_gc_pause_that_is_not_a_context_manager_is_named():
+    fails(check_gc_paused, lambda: None, "context manager")
+
+
+def test_gc_pause_unwritten_generator_says_so():
+    @contextlib.contextmanager
+    def todo():
+        raise NotImplementedError
+        yield
+
+    fails(check_gc_paused, todo, "not written yet")
+    assert gc.isenabled()
+
+
+def test_gc_pause_that_swallows_exceptions_is_named():
+    class Swallowing:
+        def __enter__(self):
+            self.was = gc.isenabled()
+            gc.disable()
+
+        def __exit__(self, *exc):
+            if self.was:
+                gc.enable()
+            return True
+
+    fails(check_gc_paused, Swallowing, "swallowed")
+
+
 # --- flat linear backward ----------------------------------------------------------------
 
 
