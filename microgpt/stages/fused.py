@@ -75,6 +75,8 @@ def linear(x, w, w_data):
 class Model(numeric_ce.Model):
     """`numeric_ce`, with dot products and attention sums fused into single nodes."""
 
+    rmsnorm = staticmethod(rmsnorm)  # the next stage fuses it
+
     def weight_data(self, matrix):
         """The floats of a weight matrix, read once per step (the weights change in Adam)."""
         cache = self.step_cache
@@ -88,10 +90,10 @@ class Model(numeric_ce.Model):
         head_dim, inv_scale = self.cfg.head_dim, self.attn_scale**-1
         wd = self.weight_data
         x = [t + p for t, p in zip(self.wte[token_id], self.wpe[pos_id])]
-        x = rmsnorm(x)
+        x = self.rmsnorm(x)
         for layer, layer_keys, layer_values in zip(self.layers, keys, values):
             x_residual = x
-            x = rmsnorm(x)
+            x = self.rmsnorm(x)
             q = linear(x, layer.attn_wq, wd(layer.attn_wq))
             layer_keys.append(linear(x, layer.attn_wk, wd(layer.attn_wk)))
             layer_values.append(linear(x, layer.attn_wv, wd(layer.attn_wv)))
@@ -115,7 +117,7 @@ class Model(numeric_ce.Model):
             x = linear(x_attn, layer.attn_wo, wd(layer.attn_wo))
             x = [a + b for a, b in zip(x, x_residual)]
             x_residual = x
-            x = rmsnorm(x)
+            x = self.rmsnorm(x)
             x = [xi.relu() for xi in linear(x, layer.mlp_fc1, wd(layer.mlp_fc1))]
             x = linear(x, layer.mlp_fc2, wd(layer.mlp_fc2))
             x = [a + b for a, b in zip(x, x_residual)]

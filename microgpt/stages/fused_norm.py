@@ -1,0 +1,60 @@
+"""Stage `fused_norm`: RMSNorm's scale becomes one node with its analytic gradient.
+
+`rmsnorm(x)` built about 52 nodes for 16 inputs: a multiply and an add per square,
+a constant, a divide, an add, a power, and the 16 output products. The outputs
+are `x_i * s` with `s = (mean(x^2) + eps) ** -0.5`, and `s` has a closed-form
+gradient, `ds/dx_j = -s**3 * x_j / n`, so here `s` is one `RMSScale` node whose
+backward is a single loop over `x`: 17 nodes instead of 52, three times per
+position. Measured alone in one process each, CPU time, median of 7 x 20 steps:
+`fused` 14.1 ms/step, `fused_norm` 12.0 (1.17x).
+
+Scratch buffers reused across steps (the weights' floats that the `Dot` nodes
+read, kept in lists made once and refreshed in place with a C-level `map` after
+each Adam update) were measured too: 11.99 ms/step against 11.87 for fresh lists
+each step, no gain, so this stage keeps the simpler fresh lists.
+"""
+
+from operator import mul
+
+from . import fused, graph
+from .graph import Node
+
+EPS = 1e-5  # as in `microgpt.model.rmsnorm`
+
+
+class RMSScale(Node):
+    """`(mean(x**2) + eps) ** -0.5` as one node."""
+
+    __slots__ = ("x", "x_data")
+
+    def __init__(self, x, x_data):
+        mean_square = sum(map(mul, x_data, x_data)) * len(x_data) ** -1
+        self.data = (mean_square + EPS) ** -0.5
+        self.grad = 0
+        self._children = x
+        self._local_grads = None  # a fused node: `propagate` does the backward
+        self._mark = 0
+        self.x, self.x_data = x, x_data
+
+    def propagate(self):
+        factor = -(self.data**3) * len(self.x_data) ** -1 * self.grad
+        for node, x in zip(self.x, self.x_data):
+            node.grad += factor * x
+
+
+def rmsnorm(x):
+    """`x * s` per element: ordinary product nodes over one `RMSScale` node."""
+    x_data = [xi.data for xi in x]
+    scale = RMSScale(x, x_data)
+    s = scale.data
+    make_node = graph.make_node  # `Node`, or the pool's allocator while one is active
+    return [make_node(xd * s, (xi, scale), (s, xd)) for xi, xd in zip(x, x_data)]
+
+
+class Model(fused.Model):
+    """`fused`, with a fused RMSNorm."""
+
+    rmsnorm = staticmethod(rmsnorm)
+
+
+__all__ = ["Model", "RMSScale", "rmsnorm"]
