@@ -109,13 +109,13 @@ def isolated_gc():
 
 
 def time_training(module, docs, num_steps):
-    """(seconds for `num_steps` fresh steps, the trained Run): the first steps of a full run."""
+    """(wall s, CPU s, the trained Run) of `num_steps` fresh steps: a full run's first steps."""
     run = Run(docs, module, seed=42)
     tokens = [run.tokenizer.encode(doc) for doc in run.docs[:num_steps]]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for step, toks in enumerate(tokens):
         run.model.train_step(toks, step, FULL_STEPS)
-    return time.perf_counter() - start, run
+    return time.perf_counter() - start, time.process_time() - start_cpu, run
 
 
 def time_sampling(run, num_samples):
@@ -129,22 +129,27 @@ def time_sampling(run, num_samples):
 
 
 def measure_round(module, docs, num_steps, num_samples, budget=ROUND_BUDGET_S):
-    """(ms per step, ms per sampled name) of one round, repeated until `budget` is spent."""
+    """(ms per step, CPU ms per step, ms per sampled name) of one round.
+
+    Each is repeated until `budget` seconds are spent, so fast stages average many runs.
+    """
     with isolated_gc():
-        train_s, repeats, run = 0.0, 0, None
+        train_s, cpu_s, repeats, run = 0.0, 0.0, 0, None
         while repeats == 0 or train_s < budget:
-            elapsed, last_run = time_training(module, docs, num_steps)
+            elapsed, elapsed_cpu, last_run = time_training(module, docs, num_steps)
             run = run or last_run
             train_s += elapsed
+            cpu_s += elapsed_cpu
             repeats += 1
-        ms_per_step = 1000 * train_s / (repeats * num_steps)
+        per_step = 1000 / (repeats * num_steps)
         if num_samples == 0:
-            return ms_per_step, None
-        sample_s, repeats = 0.0, 0
-        while repeats == 0 or sample_s < budget:
+            return train_s * per_step, cpu_s * per_step, None
+        sample_s, sample_repeats = 0.0, 0
+        while sample_repeats == 0 or sample_s < budget:
             sample_s += time_sampling(run, num_samples)
-            repeats += 1
-        return ms_per_step, 1000 * sample_s / (repeats * num_samples)
+            sample_repeats += 1
+        sample_ms = 1000 * sample_s / (sample_repeats * num_samples)
+        return train_s * per_step, cpu_s * per_step, sample_ms
 
 
 def peak_rss_child(argv):
@@ -190,6 +195,7 @@ def num_positions(docs):
 class StageResult:
     name: str
     ms_per_step_rounds: list = field(default_factory=list)
+    cpu_ms_per_step_rounds: list = field(default_factory=list)
     sample_ms_rounds: list = field(default_factory=list)
     peak_mib: float | None = None
 
@@ -210,8 +216,9 @@ def run_bench(names, modules, docs, num_steps, repeat, num_samples, data_path, l
         measure_round(modules[name], docs, min(num_steps, 2), min(num_samples, 1), budget=0)
     for r in range(repeat):
         for name in names:
-            ms, sample_ms = measure_round(modules[name], docs, num_steps, num_samples)
+            ms, cpu_ms, sample_ms = measure_round(modules[name], docs, num_steps, num_samples)
             results[name].ms_per_step_rounds.append(ms)
+            results[name].cpu_ms_per_step_rounds.append(cpu_ms)
             results[name].sample_ms_rounds.append(sample_ms)
         figures = ", ".join(f"{n} {results[n].ms_per_step_rounds[-1]:.3g}" for n in names)
         log(f"round {r + 1}/{repeat} (ms/step): {figures}")
@@ -240,6 +247,9 @@ def summarize(results, docs, num_steps):
                 "peak_mib": r.peak_mib,
                 "est_full_run_s": est,
                 "ms_per_step_rounds": r.ms_per_step_rounds,
+                # CPU time of the process: less sensitive to a busy machine, but it adds up
+                # the time of every thread (a threaded stage looks slower than it is)
+                "cpu_ms_per_step": statistics.median(r.cpu_ms_per_step_rounds),
                 "summary": stages.BY_NAME[r.name].summary,
             }
         )

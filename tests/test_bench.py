@@ -19,6 +19,7 @@ KEYS = {
     "sample_ms_per_name",
     "peak_mib",
     "est_full_run_s",
+    "cpu_ms_per_step",
 }
 
 
@@ -91,10 +92,12 @@ def test_readme_table_is_replaced_not_appended():
 
 
 def test_speedups_and_estimates_from_medians(names_docs):
-    slow = bench.StageResult("baseline", [100.0, 300.0, 200.0], [10.0, 10.0, 10.0], 50.0)
-    fast = bench.StageResult("flat", [2.0, 1.0, 9.0], [1.0, 2.0, 3.0], 20.0)
+    slow = bench.StageResult("baseline", [100.0, 300.0, 200.0], [90.0, 250.0, 190.0])
+    slow.sample_ms_rounds, slow.peak_mib = [10.0, 10.0, 10.0], 50.0
+    fast = bench.StageResult("flat", [2.0, 1.0, 9.0], [2.0, 1.0, 8.0], [1.0, 2.0, 3.0], 20.0)
     rows = bench.summarize([slow, fast], names_docs, 30)
     assert [r["ms_per_step"] for r in rows] == [200.0, 2.0]
+    assert [r["cpu_ms_per_step"] for r in rows] == [190.0, 2.0]
     assert rows[1]["speedup_vs_baseline"] == rows[1]["speedup_vs_previous"] == 100.0
     scale = bench.full_run_scale(names_docs, 30)
     assert 0.9 < scale < 1.1  # the first 30 shuffled names are about as long as the first 1000
