@@ -18,7 +18,7 @@ positions and a zero weight keeps it out of the loss. `train_batched` is its loo
 """
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -250,6 +250,11 @@ class Model:
 row_dot = getattr(np, "vecdot", None) or partial(np.einsum, "...i,...i->...")
 
 
+@lru_cache
+def ones_column(n):
+    return np.ones((n, 1))
+
+
 def softmax_(x, max_axes=-1):
     """Softmax over the last axis, in place, the baseline's way: exp(x - max) / sum.
 
@@ -259,7 +264,7 @@ def softmax_(x, max_axes=-1):
     """
     x -= np.maximum.reduce(x, axis=max_axes, keepdims=True)
     np.exp(x, out=x)
-    x *= (x @ np.ones((x.shape[-1], 1))) ** -1
+    x *= (x @ ones_column(x.shape[-1])) ** -1
 
 
 def rmsnorm(x, inv_n):
