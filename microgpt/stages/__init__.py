@@ -37,7 +37,7 @@ STAGES = [
     Stage("gc", "garbage collector tuned around each step"),
     Stage("flat", "no graph at all: flat float lists and a hand-written backward"),
     Stage("tensor", "contiguous numpy core, whole name per step, causal mask", ("numpy",)),
-    Stage("threads", "fused_norm with attention heads on a thread pool (GIL study)", in_chain=False),
+    Stage("threads", "fused_norm, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage("torch", "PyTorch float64 with the same Adam: gradient oracle", ("torch",), False),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -87,7 +87,6 @@ class Model(numeric_ce.Model):
 
     def forward(self, token_id, pos_id, keys, values):
         """Logits for the token after `token_id`; appends this position's k, v to the cache."""
-        head_dim, inv_scale = self.cfg.head_dim, self.attn_scale**-1
         wd = self.weight_data
         x = [t + p for t, p in zip(self.wte[token_id], self.wpe[pos_id])]
         x = self.rmsnorm(x)
@@ -97,23 +96,7 @@ class Model(numeric_ce.Model):
             q = linear(x, layer.attn_wq, wd(layer.attn_wq))
             layer_keys.append(linear(x, layer.attn_wk, wd(layer.attn_wk)))
             layer_values.append(linear(x, layer.attn_wv, wd(layer.attn_wv)))
-            x_attn = []
-            for hs in range(0, self.cfg.n_embd, head_dim):
-                q_h = q[hs : hs + head_dim]
-                q_data = [qi.data for qi in q_h]
-                attn_logits = []
-                for k in layer_keys:
-                    k_h = k[hs : hs + head_dim]
-                    k_data = [ki.data for ki in k_h]
-                    attn_logits.append(Dot(q_h, k_h, q_data, k_data, q_h + k_h, inv_scale))
-                attn_weights = softmax(attn_logits)
-                a_data = [a.data for a in attn_weights]
-                for j in range(hs, hs + head_dim):
-                    v_j = [v[j] for v in layer_values]
-                    v_data = [vj.data for vj in v_j]
-                    x_attn.append(
-                        WeightedSum(attn_weights, v_j, a_data, v_data, attn_weights + v_j)
-                    )
+            x_attn = self.attention(q, layer_keys, layer_values)
             x = linear(x_attn, layer.attn_wo, wd(layer.attn_wo))
             x = [a + b for a, b in zip(x, x_residual)]
             x_residual = x
@@ -122,6 +105,34 @@ class Model(numeric_ce.Model):
             x = linear(x, layer.mlp_fc2, wd(layer.mlp_fc2))
             x = [a + b for a, b in zip(x, x_residual)]
         return linear(x, self.lm_head, wd(self.lm_head))
+
+    def attention(self, q, layer_keys, layer_values):
+        """The attention's output at this position: all heads, side by side."""
+        head_dim = self.cfg.head_dim
+        return [
+            out
+            for hs in range(0, self.cfg.n_embd, head_dim)
+            for out in self.attention_head(q, layer_keys, layer_values, hs)
+        ]
+
+    def attention_head(self, q, layer_keys, layer_values, hs):
+        """One head's output: a `WeightedSum` of the cached values per dimension."""
+        head_dim, inv_scale = self.cfg.head_dim, self.attn_scale**-1
+        q_h = q[hs : hs + head_dim]
+        q_data = [qi.data for qi in q_h]
+        attn_logits = []
+        for k in layer_keys:
+            k_h = k[hs : hs + head_dim]
+            k_data = [ki.data for ki in k_h]
+            attn_logits.append(Dot(q_h, k_h, q_data, k_data, q_h + k_h, inv_scale))
+        attn_weights = softmax(attn_logits)
+        a_data = [a.data for a in attn_weights]
+        head_out = []
+        for j in range(hs, hs + head_dim):
+            v_j = [v[j] for v in layer_values]
+            v_data = [vj.data for vj in v_j]
+            head_out.append(WeightedSum(attn_weights, v_j, a_data, v_data, attn_weights + v_j))
+        return head_out
 
     def logits_per_position(self, tokens):
         self.step_cache = {}
