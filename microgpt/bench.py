@@ -346,12 +346,13 @@ def render_text(report):
 def render_markdown(report):
     """The table for the README, with the command that made it."""
     lines = [
-        "| " + " | ".join(TABLE_COLUMNS) + " |",
-        "|" + "|".join([":---"] + ["---:"] * (len(TABLE_COLUMNS) - 1)) + "|",
+        "| " + " | ".join(TABLE_COLUMNS) + " | what the pass changes |",
+        "|" + "|".join([":---"] + ["---:"] * (len(TABLE_COLUMNS) - 1)) + "|:---|",
     ]
     for row in report["stages"]:
         cells = list(table_cells(row))
         cells[0] = f"`{cells[0]}`"
+        cells.append(row.get("summary") or stages.BY_NAME[row["name"]].summary)
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
