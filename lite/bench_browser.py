@@ -1,7 +1,8 @@
 """Train every pure-Python stage in Pyodide (headless Chromium) and in CPython, same steps.
 
-Both sides run the package's own benchmark (`microgpt bench`: stages interleaved,
-median ms/step over rounds, same documents), so the figures compare like for like.
+Both sides run the same code on the same input.txt: the package's own timing
+(`microgpt.bench.measure_round`, stages interleaved, median ms/step over rounds,
+same documents), so the figures compare like for like.
 Writes lite/_bench/browser_bench.json (for the results chapter) and prints a table.
 
 Usage: python lite/bench_browser.py [--steps N] [--repeat R] [--output PATH]
@@ -14,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,35 +23,59 @@ import browser  # noqa: E402
 import build_site  # noqa: E402
 
 OUTPUT = build_site.LITE / "_bench" / "browser_bench.json"
-BROWSER_ONLY_SKIPS = {"threads"}  # Pyodide has no threads
+BROWSER_ONLY_SKIPS = {"threads"}  # Pyodide has no threads (and it is not in the chain)
+
+
+BENCH_CODE = """
+import json, statistics
+from microgpt import bench, stages
+from microgpt.data import load_dataset
+
+names, steps, repeat = NAMES, STEPS, REPEAT
+docs = load_dataset().docs  # input.txt beside the notebooks, as a reader gets it
+modules = {name: stages.load(name) for name in names}
+for name in names:  # warm-up: imports, first-call costs
+    bench.measure_round(modules[name], docs, 2, 0, budget=0)
+rounds = {name: [] for name in names}
+for _ in range(repeat):  # interleaved, so a slow minute hurts every stage alike
+    for name in names:
+        rounds[name].append(bench.measure_round(modules[name], docs, steps, 0)[0])
+print("@@JSON@@" + json.dumps({name: statistics.median(v) for name, v in rounds.items()}))
+"""
 
 
 def bench_code(names: list[str], steps: int, repeat: int) -> str:
-    """What the kernel runs: the package's benchmark, its JSON printed after a marker."""
-    argv = ["bench", "--stages", ",".join(names), "--steps", str(steps), "--repeat", str(repeat)]
-    argv += ["--json", "/tmp/browser_bench.json"]
+    """The package's own timing (bench.measure_round), the same code on both sides.
+
+    Not `microgpt bench` itself: its peak-memory pass needs subprocesses.
+    """
     return (
-        "from microgpt.cli import main\n"
-        f"main({argv!r})\n"
-        "print('@@JSON@@' + open('/tmp/browser_bench.json').read())\n"
+        BENCH_CODE.replace("NAMES", repr(names))
+        .replace("STEPS", str(steps))
+        .replace("REPEAT", str(repeat))
     )
 
 
-def cpython_bench(names: list[str], steps: int, repeat: int, data: Path) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.json"
-        argv = [sys.executable, "-m", "microgpt", "bench", "--stages", ",".join(names)]
-        argv += ["--steps", str(steps), "--repeat", str(repeat), "--json", str(out)]
-        argv += ["--data", str(data)]
-        env = dict(os.environ, PYTHONPATH=str(build_site.ROOT))
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-        if proc.returncode:
-            raise RuntimeError(f"CPython bench failed: {proc.stderr.strip()[-500:]}")
-        return json.loads(out.read_text())
+def parse(text: str) -> dict[str, float]:
+    if "@@JSON@@" not in text:
+        raise RuntimeError(f"the benchmark printed no result: {text[-500:]}")
+    return json.loads(text.split("@@JSON@@", 1)[1])
+
+
+def cpython_bench(code: str, site: Path) -> dict[str, float]:
+    """The same code in CPython, in the site's contents folder (same input.txt)."""
+    env = dict(os.environ, PYTHONPATH=str(build_site.ROOT))
+    env.pop("MICROGPT_DATA", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=site / "files"
+    )
+    if proc.returncode:
+        raise RuntimeError(f"CPython bench failed: {proc.stderr.strip()[-500:]}")
+    return parse(proc.stdout)
 
 
 def browser_bench(context, base_url: str, code: str, timeout_s: float) -> tuple[dict, dict]:
-    """(the kernel's bench JSON, timings of the kernel start)."""
+    """({stage: ms/step} in the browser, timings of the kernel start)."""
     chapter = build_site.chapters()[0].name
     started = time.monotonic()
     nb = browser.Notebook(context, base_url, chapter)
@@ -63,10 +87,9 @@ def browser_bench(context, base_url: str, code: str, timeout_s: float) -> tuple[
         result = nb.execute(code, timeout_s=timeout_s)
     finally:
         nb.close()
-    if result["error"] or "@@JSON@@" not in result["text"]:
-        raise RuntimeError(f"browser bench failed: {result['error'] or result['text'][-500:]}")
-    report = json.loads(result["text"].split("@@JSON@@", 1)[1])
-    return report, {"page_open_s": nb.open_s, "first_output_s": first_output_s}
+    if result["error"]:
+        raise RuntimeError(f"browser bench failed: {result['error']}")
+    return parse(result["text"]), {"page_open_s": nb.open_s, "first_output_s": first_output_s}
 
 
 def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
@@ -74,7 +97,6 @@ def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
     from playwright.sync_api import sync_playwright
 
     site = build_site.build()
-    data, _ = build_site.find_data(None)
     names = [n for n in build_site.pure_python_stages() if n not in BROWSER_ONLY_SKIPS]
     if not names:
         raise SystemExit("error: no pure-Python stage registered; nothing to benchmark")
@@ -83,14 +105,13 @@ def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
         with browser.browser_context(pw) as (context, requests):
             in_browser, kernel = browser_bench(context, url, code, timeout_s)
             leaks = requests.outside_loopback()
-    on_cpython = cpython_bench(names, steps, repeat, data)
-    cp = {row["name"]: row for row in on_cpython["stages"]}
+    on_cpython = cpython_bench(code, site)
     rows = []
-    for row in in_browser["stages"]:
-        ms, cms = row["ms_per_step"], cp[row["name"]]["ms_per_step"]
+    for name in names:
+        ms, cms = in_browser[name], on_cpython[name]
         rows.append(
             {
-                "name": row["name"],
+                "name": name,
                 "browser_ms_per_step": ms,
                 "cpython_ms_per_step": cms,
                 "browser_vs_cpython": ms / cms,
@@ -112,8 +133,6 @@ def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
             "first_output_goal_s": 15,
         },
         "requests_outside_loopback": [u for u, _ in leaks],
-        "browser_report": in_browser,
-        "cpython_report": on_cpython,
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")

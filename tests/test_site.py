@@ -69,7 +69,7 @@ def report(request):
     """Figures gathered by the browser tests, written to lite/_bench/site_report.json."""
     data = {"chapters": {}, "started": time.time()}
     yield data
-    if not data["chapters"] and "train" not in data:
+    if not data["chapters"] and "train" not in data and "kernel" not in data:
         return
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     tmp = REPORT.with_suffix(".tmp")
@@ -87,6 +87,9 @@ def report(request):
             )
         total = sum(ch["cdn_cells"] for ch in data["chapters"].values())
         terminal.write_line(f"  {CDN_TAG} cells in the book: {total}")
+        if "kernel" in data:
+            first = data["kernel"]["first_output_s"]
+            terminal.write_line(f"  page load to first kernel output: {first:.1f} s")
         if "train" in data:
             stage, seconds = data["train"]["stage"], data["train"]["click_to_names_s"]
             terminal.write_line(f"  train link ({stage}): click to 20 names in {seconds:.1f} s")
@@ -396,3 +399,19 @@ def test_stale_notebooks_in_browser(site, served, playwright_driver):
         finally:
             overrides.clear()
         assert not requests.outside_loopback()
+
+
+def test_browser_benchmark_runs(site, tmp_path, report):
+    """The browser benchmark works end to end (few steps; `make bench-browser` for figures)."""
+    _check_tools(browser_needed=True)
+    import bench_browser
+
+    out = tmp_path / "bench.json"
+    result = bench_browser.run(steps=3, repeat=1, output=out)
+    assert json.loads(out.read_text()) == result
+    names = [row["name"] for row in result["stages"]]
+    assert names == [n for n in build_site.pure_python_stages() if n != "threads"]
+    for row in result["stages"]:
+        assert row["browser_ms_per_step"] > 0 and row["cpython_ms_per_step"] > 0, row
+    assert not result["requests_outside_loopback"]
+    report["kernel"] = result["kernel"]
