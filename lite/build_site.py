@@ -126,6 +126,19 @@ def find_data(explicit: str | None) -> tuple[Path, str]:
     raise SystemExit("error: no names file and no microgpt/fallback_names.txt; pass --data PATH")
 
 
+MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+
+
+def data_description(data: Path) -> str:
+    """What the shipped names are, for readers (no build-machine paths)."""
+    count = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
+    if sha256(data) == MAKEMORE_SHA256:
+        return f"makemore's names.txt ({count:,} names, MIT license)"
+    if data.resolve() == (PACKAGE / "fallback_names.txt").resolve():
+        return f"the package's built-in fallback list ({count:,} names), not makemore's names.txt"
+    return f"a custom names file ({count:,} names), not makemore's names.txt"
+
+
 def contents_files(data: Path) -> dict[str, Path]:
     """Site-relative path -> source file for everything served as contents."""
     files = {p.name: p for p in chapters()}
@@ -372,13 +385,14 @@ def _build(work: Path, data: Path, data_note: str, version: str, output: Path, s
     stages = pure_python_stages()
     stage = stages[-1] if stages else None
     titles = [(p.name, notebook_title(p)) for p in chapters()]
-    write_atomic(tmp_out / "index.html", landing_page(titles, cversion, stage, data_note))
+    described = data_description(data)
+    write_atomic(tmp_out / "index.html", landing_page(titles, cversion, stage, described))
     info = {
         "sources": sources,
         "contents_version": cversion,
         "storage_name": storage_name(cversion),
         "pyodide": pyodide,
-        "data": data_note,
+        "data": described,
         "chapters": [name for name, _ in titles],
         "train_stage": stage,
         "train_code": train_code(stage),
