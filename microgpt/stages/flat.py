@@ -59,10 +59,13 @@ def rows_from_pairs(pairs_of_rows, cols):
     zero_row = [0.0] * cols
     out = []
     for pairs in pairs_of_rows:
-        if pairs:
-            out += map(sum, zip(*[map(mul, vec, repeat(c)) for c, vec in pairs]))
-        else:
+        if not pairs:
             out += zero_row
+        elif len(pairs) == 1:
+            c, vec = pairs[0]
+            out += map(mul, vec, repeat(c))
+        else:
+            out += map(sum, zip(*[map(mul, vec, repeat(c)) for c, vec in pairs]))
     return out
 
 
@@ -155,8 +158,11 @@ class Model:
     def _refresh_views(self):
         """Per-matrix slices for the forward pass and transposes for the backward pass."""
         E, V = self.cfg.n_embd, self.vocab_size
-        w = self.weights()
-        self.wte, self.wpe = w["wte"], w["wpe"]
+        # embedding rows as lists: each position reads one of each
+        self.wte = [list(row) for row in zip(*[iter(self._matrix("wte", V, E))] * E)]
+        self.wpe = [
+            list(row) for row in zip(*[iter(self._matrix("wpe", self.cfg.block_size, E))] * E)
+        ]
         self.lm_head = self._matrix("lm_head", V, E)
         self.lm_head_t = transpose(self.lm_head, E)
         self.layers = []
