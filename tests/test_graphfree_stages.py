@@ -282,3 +282,22 @@ def test_generate_draws_like_the_baseline(stage, baseline_samples):
     rng = random.Random(7)
     samples = [model.generate(rng, 0.5, tok.bos) for _ in range(5)]
     assert (samples, rng.getstate()) == baseline_samples
+
+
+def test_two_layers_and_a_short_block_match_baseline_autograd():
+    """Nothing hard-wires one layer, 16 dimensions or names shorter than the block."""
+    cfg = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=6)
+    tok = Tokenizer.from_docs(DOCS)
+    weights = init_weights(cfg, tok.vocab_size, random.Random(1))
+    tokens = tok.encode("isabella")  # longer than the block: the loss stops at position 6
+    baseline = GPT(cfg, tok.vocab_size, weights)
+    base_loss = baseline.loss(tokens)
+    base_loss.backward()
+    base_grad = [p.grad for p in baseline.params]
+    loss, grad = flat.Model(cfg, tok.vocab_size, weights).loss_and_grad(tokens)
+    assert loss == pytest.approx(base_loss.data, abs=1e-13)
+    assert_close(grad, base_grad)
+    tensor = tensor_module()
+    model = tensor.Model(cfg, tok.vocab_size, weights)
+    assert model.loss_and_grad([tokens]) == pytest.approx(base_loss.data, abs=1e-13)
+    assert_close(model.grads.tolist(), base_grad)
