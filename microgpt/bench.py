@@ -152,10 +152,28 @@ def measure_round(module, docs, num_steps, num_samples, budget=ROUND_BUDGET_S):
         return train_s * per_step, cpu_s * per_step, sample_ms
 
 
-def peak_rss_child(argv):
-    """Body of the memory subprocess: run one stage briefly, print its peak RSS in MiB."""
+def peak_rss_mib():
+    """This process's peak resident memory in MiB.
+
+    Linux's `ru_maxrss` survives `exec`: a child started from a 200 MiB parent reports
+    at least 200 MiB. VmHWM belongs to the address space, which `exec` replaces, so it
+    is the child's own peak; `ru_maxrss` is the fallback where /proc is missing.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     import resource
 
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes there, KiB here
+
+
+def peak_rss_child(argv):
+    """Body of the memory subprocess: run one stage briefly, print its peak RSS in MiB."""
     stage, data_path, num_steps, num_samples = argv[0], argv[1], int(argv[2]), int(argv[3])
     docs = load_dataset(data_path).docs
     run = Run(docs, stages.load(stage), seed=42)
@@ -165,8 +183,7 @@ def peak_rss_child(argv):
     longest = max(run.docs, key=len)
     run.model.train_step(run.tokenizer.encode(longest), num_steps, FULL_STEPS)
     run.sample(num_samples)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mib": peak / (2**20 if sys.platform == "darwin" else 2**10)}))
+    print(json.dumps({"peak_mib": peak_rss_mib()}))
 
 
 def measure_peak_mib(stage, data_path, num_steps, num_samples):

@@ -177,3 +177,12 @@ def test_stage_without_its_package_is_one_line(capsys, monkeypatch):
     code = bench.bench_main(["--stages", "baseline,tensor"], ArgumentParser)
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "pip install numpy" in err
+
+
+def test_peak_memory_is_the_child_s_own(names_path):
+    """Linux's ru_maxrss survives exec: a child of a big parent must not inherit its size."""
+    ballast = bytearray(300 * 2**20)
+    ballast[:: 2**12] = b"\1" * len(ballast[:: 2**12])  # touch every page: it is resident
+    peak = bench.measure_peak_mib("baseline", names_path, 1, 1)
+    del ballast
+    assert 5 < peak < 200
