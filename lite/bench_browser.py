@@ -11,6 +11,7 @@ Usage: python lite/bench_browser.py [--steps N] [--repeat R] [--output PATH]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -92,8 +93,11 @@ def browser_bench(context, base_url: str, code: str, timeout_s: float) -> tuple[
     return parse(result["text"]), {"page_open_s": nb.open_s, "first_output_s": first_output_s}
 
 
-def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
-    """Build (if stale), serve, bench both sides, write output atomically."""
+def run(steps: int, repeat: int, output: Path, playwright=None, timeout_s: float = 1200) -> dict:
+    """Build (if stale), serve, bench both sides, write output atomically.
+
+    playwright: a running sync Playwright (a second one cannot start in the same thread).
+    """
     from playwright.sync_api import sync_playwright
 
     site = build_site.build()
@@ -101,7 +105,8 @@ def run(steps: int, repeat: int, output: Path, timeout_s: float = 1200) -> dict:
     if not names:
         raise SystemExit("error: no pure-Python stage registered; nothing to benchmark")
     code = bench_code(names, steps, repeat)
-    with browser.serve(site) as url, sync_playwright() as pw:
+    driver = contextlib.nullcontext(playwright) if playwright else sync_playwright()
+    with browser.serve(site) as url, driver as pw:
         with browser.browser_context(pw) as (context, requests):
             in_browser, kernel = browser_bench(context, url, code, timeout_s)
             leaks = requests.outside_loopback()

@@ -159,23 +159,22 @@ JS_CELL_INFO = """() => {
   return out;
 }"""
 
-JS_RUN_CELL = """async ([index, timeoutMs]) => {
+JS_START_CELL = """(index) => {
+  // Run one cell as a reader would; the outcome lands in window.__run.
   const app = window.jupyterapp;
   const nb = window.__nb;
   nb.content.activeCellIndex = index;
   nb.content.deselectAll();
   const t0 = performance.now();
-  const timeout = new Promise((_, reject) =>
-    setTimeout(() => reject(new Error('timeout')), timeoutMs));
-  let ok = true, timedOut = false;
-  try {
-    ok = await Promise.race([app.commands.execute('notebook:run-cell'), timeout]);
-  } catch (e) {
-    if (String(e).includes('timeout')) timedOut = true; else throw e;
-  }
-  const cell = nb.content.model.cells.get(index).toJSON();
-  return {ok, timedOut, ms: performance.now() - t0, cell};
+  window.__run = {done: false};
+  const finish = (ok, error) => {
+    window.__run = {done: true, ok, ms: performance.now() - t0, error};
+  };
+  app.commands.execute('notebook:run-cell').then(
+    (ok) => finish(ok, null), (err) => finish(false, String(err)));
 }"""
+
+JS_CELL = """(index) => window.__nb.content.model.cells.get(index).toJSON()"""
 
 JS_EXECUTE = """async ([code, timeoutMs]) => {
   // Run code on the open notebook's kernel; collect its stream output.
@@ -200,8 +199,10 @@ class Notebook:
     def __init__(self, context, base_url: str, path: str, app: str = "notebooks"):
         self.page = context.new_page()
         self.console: list[str] = []
+        self.fatal = ""  # Pyodide's fatal error: the kernel then stays busy forever
         self.page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
         self.page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
+        self.page.on("worker", lambda worker: worker.on("console", self._worker_console))
         started = time.monotonic()
         self.page.goto(f"{base_url}{app}/index.html?path={urllib.parse.quote(path)}")
         self.page.wait_for_function("() => window.jupyterapp !== undefined")
@@ -211,8 +212,26 @@ class Notebook:
     def cells(self) -> list[dict]:
         return self.page.evaluate(JS_CELL_INFO)
 
+    def _worker_console(self, msg) -> None:
+        text = msg.text
+        if "fatal error" in text or (self.fatal and not self.fatal.count("\n")):
+            self.fatal = f"{self.fatal}\n{text.splitlines()[0]}" if self.fatal else text
+
     def run_cell(self, index: int, timeout_s: float) -> dict:
-        return self.page.evaluate(JS_RUN_CELL, [index, int(timeout_s * 1000)])
+        """Run cell index; stop waiting at the timeout or when Pyodide dies."""
+        self.page.evaluate(JS_START_CELL, index)
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while True:
+            self.page.wait_for_timeout(200)  # lets Playwright deliver worker console events
+            run = self.page.evaluate("() => window.__run")
+            if run["done"] or self.fatal or time.monotonic() > deadline:
+                break
+        run.setdefault("ms", 1000 * (time.monotonic() - started))
+        run["timedOut"] = not run["done"] and not self.fatal
+        run["fatal"] = self.fatal
+        run["cell"] = self.page.evaluate(JS_CELL, index)
+        return run
 
     def execute(self, code: str, timeout_s: float = 300) -> dict:
         return self.page.evaluate(JS_EXECUTE, [code, int(timeout_s * 1000)])
