@@ -214,7 +214,7 @@ class Notebook:
 
     def _worker_console(self, msg) -> None:
         text = msg.text
-        if "fatal error" in text or (self.fatal and not self.fatal.count("\n")):
+        if "fatal error" in text or (self.fatal and self.fatal.count("\n") < 2):
             self.fatal = f"{self.fatal}\n{text.splitlines()[0]}" if self.fatal else text
 
     def run_cell(self, index: int, timeout_s: float) -> dict:
