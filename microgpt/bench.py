@@ -5,7 +5,10 @@ stages run interleaved (A B C A B C ...) and each figure is the median over roun
 a slow minute hurts every stage alike and the ratios hold. Every timing trains a
 fresh seed-42 model on the same first documents of the shuffled dataset, with the
 learning-rate schedule of the full run, so all stages do the same work; fast stages
-repeat it within a round until a time budget is spent. Peak memory is the peak RSS
+repeat it within a round until a time budget is spent. Only one stage's model is
+alive while it is timed: the cyclic collector walks every live object, so models of
+other stages would slow the stages that leave it on. CPU time is reported beside
+wall time: it barely moves with the machine's load. Peak memory is the peak RSS
 of a separate process per stage (the only honest per-stage figure: one process
 keeps the memory of every stage it has run).
 """
@@ -317,6 +320,7 @@ def fmt_speedup(value):
 TABLE_COLUMNS = (
     "stage",
     "ms/step",
+    "CPU ms/step",
     "vs baseline",
     "vs previous",
     "sample ms/name",
@@ -329,6 +333,7 @@ def table_cells(row):
     return (
         row["name"],
         fmt(row["ms_per_step"], ".3g" if row["ms_per_step"] < 1 else ".1f"),
+        fmt(row["cpu_ms_per_step"], ".3g" if row["cpu_ms_per_step"] < 1 else ".1f"),
         fmt_speedup(row["speedup_vs_baseline"]),
         fmt_speedup(row["speedup_vs_previous"]),
         fmt(row["sample_ms_per_name"], ".3g" if (row["sample_ms_per_name"] or 0) < 1 else ".1f"),
