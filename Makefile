@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test lint format bench microbench book clean
+.PHONY: run test lint format bench readme-table microbench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit("microgpt-book needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -27,18 +27,22 @@ run: $(VENV)/.installed-run
 	$(PY) -m microgpt $(ARGS)
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check microgpt tests book lite
-	$(PY) -m ruff format --check microgpt tests book lite
+	$(PY) -m ruff check microgpt tests book lite benchmarks
+	$(PY) -m ruff format --check microgpt tests book lite benchmarks
 
 format: $(VENV)/.installed
-	$(PY) -m ruff format microgpt tests book lite
-	$(PY) -m ruff check --fix microgpt tests book lite
+	$(PY) -m ruff format microgpt tests book lite benchmarks
+	$(PY) -m ruff check --fix microgpt tests book lite benchmarks
 
 test: lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-run
 	$(PY) -m microgpt bench $(ARGS)
+
+# The README's stage table is this command's output; run it on a quiet machine.
+readme-table: $(VENV)/.installed-run
+	$(PY) -m microgpt bench --repeat 5 --update-readme README.md $(ARGS)
 
 microbench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks --benchmark-only
