@@ -275,6 +275,19 @@ def notebook_title(path: Path) -> str:
     return path.stem
 
 
+def cdn_cells() -> dict[str, list[int]]:
+    """Indices of the cells tagged needs-cdn (numpy/matplotlib), per chapter."""
+    found = {}
+    for path in chapters():
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        tagged = [
+            i for i, c in enumerate(cells) if "needs-cdn" in c.get("metadata", {}).get("tags", [])
+        ]
+        if tagged:
+            found[path.name] = tagged
+    return found
+
+
 def pure_python_stages() -> list[str]:
     """In-chain stages that need only the standard library, in pass order (fastest last).
 
@@ -394,6 +407,7 @@ def _build(work: Path, data: Path, data_note: str, version: str, output: Path, s
         "pyodide": pyodide,
         "data": described,
         "chapters": [name for name, _ in titles],
+        "needs_cdn_cells": cdn_cells(),
         "train_stage": stage,
         "train_code": train_code(stage),
     }
