@@ -267,7 +267,6 @@ def test_chapter_runs_in_browser(chapter, site, served, chromium, report):
     ) - len(leaks)
     assert not leaks, f"{chapter.name}: requests left loopback: {leaks[:5]}"
     assert not problems, f"{chapter.name}: " + "; ".join(problems)
-    assert figures["cdn_failed"] <= figures["cdn_cells"]
 
 
 def test_train_link_in_browser(site, served, chromium, report):
