@@ -191,7 +191,9 @@ def peak_rss_child(argv):
 
 def measure_peak_mib(stage, data_path, num_steps, num_samples):
     """Peak RSS in MiB of a fresh process running `stage`, or None where RSS is unknown."""
-    if find_spec("resource") is None:  # Windows, the browser
+    try:
+        import resource  # noqa: F401  (absent on Windows; in Pyodide find_spec raises)
+    except ImportError:
         return None
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(
@@ -244,7 +246,8 @@ def run_bench(names, modules, docs, num_steps, repeat, num_samples, data_path, l
         log(f"round {r + 1}/{repeat} (ms/step): {figures}")
     for name in names:
         results[name].peak_mib = measure_peak_mib(name, data_path, num_steps, num_samples)
-        log(f"peak RSS {name}: {results[name].peak_mib:.1f} MiB")
+        if results[name].peak_mib is not None:
+            log(f"peak RSS {name}: {results[name].peak_mib:.1f} MiB")
     return [results[name] for name in names]
 
 
