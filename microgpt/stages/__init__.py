@@ -34,7 +34,7 @@ STAGES = [
     Stage("graph", "mark-based iterative traversal; graph released after each step"),
     Stage("numeric_ce", "loss head computed on floats; probs - onehot injected into logits"),
     Stage("fused", "one Dot / WeightedSum node per dot product, backward as a loop"),
-    Stage("fused_norm", "one RMSNorm node with its analytic gradient; scratch buffers reused"),
+    Stage("fused_norm", "one RMSNorm scale node with its analytic gradient"),
     Stage("gc", "garbage collector tuned around each step"),
     Stage("flat", "no graph at all: flat float lists and a hand-written backward"),
     Stage("tensor", "contiguous numpy core, whole name per step, causal mask", ("numpy",)),
