@@ -27,12 +27,12 @@ run: $(VENV)/.installed-run
 	$(PY) -m microgpt $(ARGS)
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check microgpt tests book lite benchmarks
-	$(PY) -m ruff format --check microgpt tests book lite benchmarks
+	$(PY) -m ruff check microgpt tests book lite benchmarks conftest.py
+	$(PY) -m ruff format --check microgpt tests book lite benchmarks conftest.py
 
 format: $(VENV)/.installed
-	$(PY) -m ruff format microgpt tests book lite benchmarks
-	$(PY) -m ruff check --fix microgpt tests book lite benchmarks
+	$(PY) -m ruff format microgpt tests book lite benchmarks conftest.py
+	$(PY) -m ruff check --fix microgpt tests book lite benchmarks conftest.py
 
 test: lint
 	$(PY) -m pytest

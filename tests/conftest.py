@@ -1,16 +1,11 @@
 """Shared fixtures: the shared copy of makemore's names.txt, when it is beside the repo."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_NAMES = ROOT.parent / "shared" / "data" / "names.txt"
-
-# Notebook kernels (nbval) and subprocesses inherit this, so they never download.
-if SHARED_NAMES.is_file():
-    os.environ.setdefault("MICROGPT_DATA", str(SHARED_NAMES))
+SHARED_NAMES = ROOT.parent / "shared" / "data" / "names.txt"  # the root conftest exports it
 
 
 @pytest.fixture(scope="session")
