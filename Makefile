@@ -1,4 +1,5 @@
 # Quickstart: `make run` trains and prints names; `make test` runs every check.
+# `make check` is the edit loop: lint, unit tests, every stage's 100-step equivalence.
 # Both create .venv with the python3 on PATH (3.11 or newer) on first use.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test lint format bench readme-table microbench clean
+.PHONY: run test check lint format bench readme-table microbench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit("microgpt-book needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -36,6 +37,12 @@ format: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest
+
+# No notebooks, no browser, no 1000-step runs, no book build: on two workers.
+check: lint
+	$(PY) -m pytest -q -p no:nbval -o addopts= -n 2 -m "not slow" tests \
+		--ignore=tests/test_site.py \
+		--deselect tests/test_book.py::test_html_book_builds_with_a_browser_link_on_every_chapter_page
 
 bench: $(VENV)/.installed-run
 	$(PY) -m microgpt bench $(ARGS)

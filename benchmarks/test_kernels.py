@@ -5,7 +5,6 @@ of later stages that exist here, grouped per kernel so pytest-benchmark prints t
 side by side. Not part of `make test`: timings are read, never asserted.
 """
 
-import contextlib
 import importlib
 import math
 import random
@@ -40,7 +39,7 @@ def values(xs):
     return [Value(x) for x in xs]
 
 
-numeric = optional_module("microgpt.stages.numeric")
+numeric = optional_module("microgpt.numeric")
 graph = optional_module("microgpt.stages.graph")
 fused = optional_module("microgpt.stages.fused")
 flat = optional_module("microgpt.stages.flat")
@@ -185,8 +184,7 @@ def backward_setup(model, name):
         cross_entropy = importlib.import_module("microgpt.stages.numeric_ce").cross_entropy
 
         def build():
-            with model.pool or contextlib.nullcontext():
-                all_logits = model.logits_per_position(NAME)
+            all_logits = model.logits_per_position(NAME)
             cross_entropy(all_logits, NAME)
             return ([logit for logits in all_logits for logit in logits],), {}
 

@@ -12,6 +12,8 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from microgpt.book import chapters
+
 # Where the JupyterLite site is published, relative to the book's root (or an absolute URL).
 LITE_SITE = "lite"
 
@@ -53,14 +55,14 @@ def add_badge(page_html, url):
 
 def chapter_pages(html_dir):
     """(page, notebook name) for every chapter notebook that has a built page."""
-    for notebook in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
+    for notebook in chapters(ROOT / "book"):
         page = html_dir / "book" / f"{notebook.stem}.html"
         if page.is_file():
             yield page, notebook.name
 
 
 def main(argv):
-    html_dir = Path(argv[0]) if argv else ROOT / "_build" / "html"
+    html_dir = Path(argv[0]).resolve() if argv else ROOT / "_build" / "html"
     pages = list(chapter_pages(html_dir))
     if not pages:
         sys.exit(f"no chapter pages under {html_dir}/book; build the book first (make book)")

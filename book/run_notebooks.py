@@ -13,11 +13,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from microgpt.book import chapters
+
 BOOK = Path(__file__).resolve().parent
-
-
-def chapters():
-    return sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 
 def execute(path):
@@ -41,7 +39,7 @@ def execute(path):
 
 
 def main(argv):
-    paths = [Path(p).resolve() for p in argv] or chapters()
+    paths = [Path(p).resolve() for p in argv] or chapters(BOOK)
     total = 0.0
     for path in paths:
         seconds = execute(path)

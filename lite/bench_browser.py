@@ -1,14 +1,12 @@
 """Train every pure-Python stage in Pyodide (headless Chromium) and in CPython, same steps.
 
 Both sides run the same code on the same input.txt: the package's own timing
-(`microgpt.bench.measure_round`, stages interleaved, median ms/step over rounds,
+(`microgpt.tools.bench.measure_round`, stages interleaved, median ms/step over rounds,
 same documents), so the figures compare like for like.
 Writes lite/_bench/browser_bench.json (for the results chapter) and prints a table.
 
 Usage: python lite/bench_browser.py [--steps N] [--repeat R] [--output PATH]
 """
-
-from __future__ import annotations
 
 import argparse
 import contextlib
@@ -19,9 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import browser  # noqa: E402
-import build_site  # noqa: E402
+import browser
+import build_site
+
+from microgpt.book import chapters
+from microgpt.files import write_atomic
 
 OUTPUT = build_site.LITE / "_bench" / "browser_bench.json"
 BROWSER_ONLY_SKIPS = {"threads"}  # Pyodide has no threads (and it is not in the chain)
@@ -29,7 +29,8 @@ BROWSER_ONLY_SKIPS = {"threads"}  # Pyodide has no threads (and it is not in the
 
 BENCH_CODE = """
 import json, statistics
-from microgpt import bench, stages
+from microgpt import stages
+from microgpt.tools import bench
 from microgpt.data import load_dataset
 
 names, steps, repeat = NAMES, STEPS, REPEAT
@@ -45,8 +46,8 @@ print("@@JSON@@" + json.dumps({name: statistics.median(v) for name, v in rounds.
 """
 
 
-def bench_code(names: list[str], steps: int, repeat: int) -> str:
-    """The package's own timing (bench.measure_round), the same code on both sides.
+def bench_code(names, steps, repeat):
+    """The package's own timing (microgpt.tools.bench.measure_round), the same code on both sides.
 
     Not `microgpt bench` itself: its peak-memory pass needs subprocesses.
     """
@@ -57,13 +58,13 @@ def bench_code(names: list[str], steps: int, repeat: int) -> str:
     )
 
 
-def parse(text: str) -> dict[str, float]:
+def parse(text):
     if "@@JSON@@" not in text:
         raise RuntimeError(f"the benchmark printed no result: {text[-500:]}")
     return json.loads(text.split("@@JSON@@", 1)[1])
 
 
-def cpython_bench(code: str, site: Path) -> dict[str, float]:
+def cpython_bench(code, site):
     """The same code in CPython, in the site's contents folder (same input.txt)."""
     env = dict(os.environ, PYTHONPATH=str(build_site.ROOT))
     env.pop("MICROGPT_DATA", None)
@@ -75,9 +76,9 @@ def cpython_bench(code: str, site: Path) -> dict[str, float]:
     return parse(proc.stdout)
 
 
-def browser_bench(context, base_url: str, code: str, timeout_s: float) -> tuple[dict, dict]:
+def browser_bench(context, base_url, code, timeout_s):
     """({stage: ms/step} in the browser, timings of the kernel start)."""
-    chapter = build_site.chapters()[0].name
+    chapter = chapters(build_site.BOOK)[0].name
     started = time.monotonic()
     nb = browser.Notebook(context, base_url, chapter)
     try:
@@ -93,14 +94,14 @@ def browser_bench(context, base_url: str, code: str, timeout_s: float) -> tuple[
     return parse(result["text"]), {"page_open_s": nb.open_s, "first_output_s": first_output_s}
 
 
-def run(steps: int, repeat: int, output: Path, playwright=None, timeout_s: float = 1200) -> dict:
-    """Build (if stale), serve, bench both sides, write output atomically.
+def run(steps, repeat, output, playwright=None, timeout_s=1200, site=None):
+    """Serve site (default: build lite/_output if stale), bench both sides, write output.
 
     playwright: a running sync Playwright (a second one cannot start in the same thread).
     """
     from playwright.sync_api import sync_playwright
 
-    site = build_site.build()
+    site = Path(site).resolve() if site else build_site.build()
     names = [n for n in build_site.pure_python_stages() if n not in BROWSER_ONLY_SKIPS]
     if not names:
         raise SystemExit("error: no pure-Python stage registered; nothing to benchmark")
@@ -139,14 +140,11 @@ def run(steps: int, repeat: int, output: Path, playwright=None, timeout_s: float
         },
         "requests_outside_loopback": [u for u, _ in leaks],
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, output)
+    write_atomic(Path(output), json.dumps(result, indent=2).encode())
     return result
 
 
-def render(result: dict) -> str:
+def render(result):
     lines = [
         f"stage               browser ms/step  CPython ms/step  ratio  (steps {result['steps']})",
     ]
@@ -163,7 +161,7 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per timing")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")

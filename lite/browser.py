@@ -6,8 +6,6 @@ page, its workers and its service worker make is recorded so a test can prove
 that nothing left the machine.
 """
 
-from __future__ import annotations
-
 import functools
 import http.server
 import json
@@ -17,7 +15,6 @@ import threading
 import time
 import urllib.parse
 from contextlib import contextmanager
-from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,7 +43,7 @@ MIME = {
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
-    overrides: dict[str, bytes] = {}  # URL path -> body, to simulate a new deploy
+    overrides = {}  # URL path -> body (bytes), to simulate a new deploy
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-cache")  # a rebuilt site is seen at once
@@ -75,7 +72,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 @contextmanager
-def serve(directory: Path, port: int = 0, overrides: dict[str, bytes] | None = None):
+def serve(directory, port=0, overrides=None):
     """Serve directory on 127.0.0.1 in a thread; yields the base URL.
 
     overrides maps URL paths to bodies served instead of the files (tests use
@@ -95,7 +92,7 @@ def serve(directory: Path, port: int = 0, overrides: dict[str, bytes] | None = N
         server.server_close()
 
 
-def is_loopback(url: str) -> bool:
+def is_loopback(url):
     parts = urllib.parse.urlsplit(url)
     if parts.scheme in {"data", "blob", "about", "chrome-extension"}:
         return True
@@ -107,12 +104,12 @@ class Requests:
 
     def __init__(self):
         self.phase = ""
-        self.seen: list[tuple[str, str]] = []
+        self.seen = []  # (url, phase)
 
-    def record(self, request) -> None:
+    def record(self, request):
         self.seen.append((request.url, self.phase))
 
-    def outside_loopback(self) -> list[tuple[str, str]]:
+    def outside_loopback(self):
         return [(url, phase) for url, phase in self.seen if not is_loopback(url)]
 
 
@@ -196,9 +193,9 @@ JS_EXECUTE = """async ([code, timeoutMs]) => {
 class Notebook:
     """One notebook open in its own page of the site."""
 
-    def __init__(self, context, base_url: str, path: str, app: str = "notebooks"):
+    def __init__(self, context, base_url, path, app="notebooks"):
         self.page = context.new_page()
-        self.console: list[str] = []
+        self.console = []
         self.fatal = ""  # Pyodide's fatal error: the kernel then stays busy forever
         self.page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
         self.page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
@@ -209,15 +206,15 @@ class Notebook:
         self.ncells = self.page.evaluate(JS_OPEN, path)
         self.open_s = time.monotonic() - started
 
-    def cells(self) -> list[dict]:
+    def cells(self):
         return self.page.evaluate(JS_CELL_INFO)
 
-    def _worker_console(self, msg) -> None:
+    def _worker_console(self, msg):
         text = msg.text
         if "fatal error" in text or (self.fatal and self.fatal.count("\n") < 2):
             self.fatal = f"{self.fatal}\n{text.splitlines()[0]}" if self.fatal else text
 
-    def run_cell(self, index: int, timeout_s: float) -> dict:
+    def run_cell(self, index, timeout_s):
         """Run cell index; stop waiting at the timeout or when Pyodide dies."""
         self.page.evaluate(JS_START_CELL, index)
         started = time.monotonic()
@@ -233,14 +230,14 @@ class Notebook:
         run["cell"] = self.page.evaluate(JS_CELL, index)
         return run
 
-    def execute(self, code: str, timeout_s: float = 300) -> dict:
+    def execute(self, code, timeout_s=300):
         return self.page.evaluate(JS_EXECUTE, [code, int(timeout_s * 1000)])
 
-    def close(self) -> None:
+    def close(self):
         self.page.close()
 
 
-def stream_text(outputs: list[dict], name: str = "stdout") -> str:
+def stream_text(outputs, name="stdout"):
     """All text a cell wrote to one stream, however it was chunked."""
     parts = []
     for out in outputs:
@@ -250,11 +247,11 @@ def stream_text(outputs: list[dict], name: str = "stdout") -> str:
     return "".join(parts)
 
 
-def errors(outputs: list[dict]) -> list[str]:
+def errors(outputs):
     return [
         f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o.get("output_type") == "error"
     ]
 
 
-def load_notebook(path: Path) -> dict:
+def load_notebook(path):
     return json.loads(path.read_text(encoding="utf-8"))

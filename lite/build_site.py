@@ -5,13 +5,12 @@ build time from the package registries (npm, PyPI) into a gitignored cache, so
 the served site never reaches a CDN.  Only numpy/matplotlib and friends, whose
 browser builds exist only on Pyodide's CDN, keep absolute CDN URLs in the lock.
 
-Usage: python lite/build_site.py [--data PATH] [--output DIR]
+Usage: python lite/build_site.py [--data PATH] [--output DIR] [--force]
+Relative paths are relative to the caller's working directory.  The download
+cache is lite/_cache, or MICROGPT_SITE_CACHE when set.
 """
 
-from __future__ import annotations
-
 import argparse
-import hashlib
 import html
 import json
 import os
@@ -25,13 +24,20 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import microgpt
+from microgpt import data as names_data
+from microgpt import stages
+from microgpt.book import chapters
+from microgpt.files import sha256, write_atomic
+
 LITE = Path(__file__).resolve().parent
 ROOT = LITE.parent
 BOOK = ROOT / "book"
 PACKAGE = ROOT / "microgpt"
-CACHE = LITE / "_cache"
+CACHE = Path(os.environ.get("MICROGPT_SITE_CACHE") or LITE / "_cache").resolve()
 OUTPUT = LITE / "_output"
 BUILD_INFO = "build-info.json"
+BUILD_LOG = "jupyter-lite-build.log"  # in CACHE: the last `jupyter lite build` output
 
 #: packages the kernel loads from the Pyodide lock at boot (plus their deps)
 BOOT_PACKAGES = ["micropip", "ipython", "jedi"]
@@ -50,40 +56,31 @@ PYODIDE_CORE = [
 APPS = ["lab", "notebooks", "tree", "edit", "repl"]
 #: site-relative link to train in the browser (the REPL app with prefilled code)
 REPL_PAGE = "repl/index.html"
-CONTENTS_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
 
 
-def log(msg: str) -> None:
+def log(msg):
     print(f"[site] {msg}", flush=True)
 
 
-def pyodide_version() -> str:
+def pyodide_version():
     """The Pyodide version the installed kernel was made for."""
     from jupyterlite_pyodide_kernel.constants import PYODIDE_VERSION
 
     return PYODIDE_VERSION
 
 
-def cdn_url(version: str) -> str:
+def cdn_url(version):
     from jupyterlite_pyodide_kernel.constants import PYODIDE_CDN_URL
 
     assert version in PYODIDE_CDN_URL
     return PYODIDE_CDN_URL.rstrip("/") + "/"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def norm(name: str) -> str:
+def norm(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if proc.returncode:
         sys.stderr.write(proc.stdout + proc.stderr)
@@ -94,54 +91,45 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 # --- inputs -------------------------------------------------------------------
 
 
-def chapters() -> list[Path]:
-    """Every chapter of the book, in order."""
-    return sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
-
-
-def find_data(explicit: str | None) -> tuple[Path, str]:
-    """The names file to ship, and a line saying where it came from."""
+def find_data(explicit):
+    """The names file to ship (absolute), and a line saying where it came from."""
     if explicit:
-        path = Path(explicit)
+        path = Path(explicit).resolve()
         if not path.is_file():
             raise SystemExit(f"error: --data {explicit}: no such file; pass an existing names file")
         return path, f"names from --data {path}"
     env = os.environ.get("MICROGPT_DATA")
     if env:
-        path = Path(env)
+        path = Path(env).resolve()
         if not path.is_file():
             raise SystemExit(f"error: MICROGPT_DATA={env}: no such file; fix or unset it")
         return path, f"names from MICROGPT_DATA={env}"
-    cache = (
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microgpt" / "names.txt"
-    )
+    cache = names_data.cache_path()
     if cache.is_file():
-        return cache, f"names from the cache {cache}"
-    fallback = PACKAGE / "fallback_names.txt"
+        return cache.resolve(), f"names from the cache {cache}"
+    fallback = names_data.FALLBACK_PATH
     if fallback.is_file():
-        return fallback, (
+        return fallback.resolve(), (
             f"WARNING: no names file (--data, MICROGPT_DATA or {cache}); "
-            f"the site ships the built-in fallback list {fallback.relative_to(ROOT)}"
+            f"the site ships the package's built-in fallback list {fallback.name}"
         )
-    raise SystemExit("error: no names file and no microgpt/fallback_names.txt; pass --data PATH")
+    raise SystemExit(f"error: no names file and no {fallback}; pass --data PATH")
 
 
-MAKEMORE_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
-
-
-def data_description(data: Path) -> str:
+def data_description(data):
     """What the shipped names are, for readers (no build-machine paths)."""
-    count = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
-    if sha256(data) == MAKEMORE_SHA256:
+    raw = data.read_bytes()
+    count = sum(1 for line in raw.decode("utf-8").splitlines() if line.strip())
+    if sha256(raw) == names_data.NAMES_SHA256:
         return f"makemore's names.txt ({count:,} names, MIT license)"
-    if data.resolve() == (PACKAGE / "fallback_names.txt").resolve():
+    if data.resolve() == names_data.FALLBACK_PATH.resolve():
         return f"the package's built-in fallback list ({count:,} names), not makemore's names.txt"
     return f"a custom names file ({count:,} names), not makemore's names.txt"
 
 
-def contents_files(data: Path) -> dict[str, Path]:
+def contents_files(data):
     """Site-relative path -> source file for everything served as contents."""
-    files = {p.name: p for p in chapters()}
+    files = {p.name: p for p in chapters(BOOK)}
     for p in sorted(PACKAGE.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
             files[str(Path("microgpt") / p.relative_to(PACKAGE))] = p
@@ -149,19 +137,18 @@ def contents_files(data: Path) -> dict[str, Path]:
     return files
 
 
-def digest(files: dict[str, Path]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
-    return h.hexdigest()
+def digest(files):
+    """sha256 over the names and bytes of `files`, in name order."""
+    parts = [name.encode() + b"\0" + files[name].read_bytes() + b"\0" for name in sorted(files)]
+    return sha256(b"".join(parts))
 
 
-def contents_version(data: Path) -> str:
+def contents_version(data):
     """Short hash of the served contents: names the browser storage of this edition."""
     return digest(contents_files(data))[:12]
 
 
-def storage_name(version: str) -> str:
+def storage_name(version):
     """Browser storage for readers' edits, one per edition of the contents.
 
     A new deploy with changed notebooks uses a new store, so readers see the new
@@ -170,27 +157,86 @@ def storage_name(version: str) -> str:
     return f"microgpt-book-{version}"
 
 
-def sources_digest(data: Path) -> str:
+def sources_digest(data):
     """Hash of every input of the build: when it changes, the site is stale."""
     files = contents_files(data)
     for p in sorted(LITE.glob("*")):
         if p.is_file() and p.suffix in {".py", ".json", ".html", ".css"}:
             files[f"lite:{p.name}"] = p
     extra = f"{pyodide_version()} {sys.version_info[:2]}".encode()
-    return hashlib.sha256(digest(files).encode() + extra).hexdigest()
+    return sha256(digest(files).encode() + extra)
 
 
-def is_fresh(output: Path, data: Path) -> bool:
-    info = output / BUILD_INFO
-    if not info.is_file():
+# --- a whole site, or none ----------------------------------------------------
+
+
+def missing_files(site, contents=()):
+    """What a working site must hold and `site` lacks: the landing page, the apps,
+    the local Pyodide, and the contents (site-relative, as in contents_files)."""
+    need = [f"{app}/index.html" for app in APPS]
+    need += [f"static/pyodide/{name}" for name in PYODIDE_CORE + ["pyodide-lock.json"]]
+    need += ["jupyter-lite.json", "index.html"] + [f"files/{rel}" for rel in contents]
+    return [rel for rel in need if not (site / rel).is_file()]
+
+
+def manifest(site):
+    """Size of every file of the site but build-info.json: what `is_fresh` checks."""
+    return {
+        p.relative_to(site).as_posix(): p.stat().st_size
+        for p in sorted(site.rglob("*"))
+        if p.is_file() and p.name != BUILD_INFO
+    }
+
+
+def is_fresh(output, data):
+    """Built from these sources, and every file of that build still there, same size.
+
+    Not just build-info.json: a partial or damaged site is never kept.
+    """
+    try:
+        info = json.loads((output / BUILD_INFO).read_text())
+    except (OSError, ValueError):
         return False
-    return json.loads(info.read_text()).get("sources") == sources_digest(data)
+    files = info.get("files")
+    if not files or info.get("sources") != sources_digest(data):
+        return False
+    if missing_files(output, contents_files(data)):
+        return False
+    for rel, size in files.items():
+        try:
+            if (output / rel).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def check_output(output):
+    """Refuse an --output that holds something other than a site this script built:
+    the old output is replaced whole."""
+    if output.exists() and not output.is_dir():
+        raise SystemExit(f"error: --output {output} is a file; give a folder for the site")
+    if output.is_dir() and any(output.iterdir()) and not (output / BUILD_INFO).is_file():
+        raise SystemExit(
+            f"error: --output {output} is not empty and holds no site built by "
+            f"lite/build_site.py (no {BUILD_INFO}); it would be replaced: pick another folder"
+        )
+
+
+def check_package():
+    """The package imported here is the one the site ships (stage list, data checksum)."""
+    imported = Path(microgpt.__file__).resolve().parent
+    if imported != PACKAGE.resolve():
+        raise SystemExit(
+            f"error: this build imports microgpt from {imported}, not {PACKAGE}; "
+            f'install this checkout (pip install -e ".[site]") or set PYTHONPATH={ROOT}'
+        )
 
 
 # --- Pyodide, served locally --------------------------------------------------
 
 
-def fetch_pyodide(version: str) -> Path:
+def fetch_pyodide(version):
     """The npm tarball of Pyodide's core files (cached)."""
     tgz = CACHE / f"pyodide-{version}.tgz"
     if not tgz.is_file():
@@ -204,7 +250,7 @@ def fetch_pyodide(version: str) -> Path:
     return tgz
 
 
-def fetch_wheel(spec: str, dest: Path) -> Path:
+def fetch_wheel(spec, dest):
     """One py3-none-any wheel from PyPI (cached), for Python 3.14."""
     name, version = spec.split("==")
     stem = "[-_.]".join(re.escape(part) for part in norm(name).split("-"))
@@ -225,9 +271,9 @@ def fetch_wheel(spec: str, dest: Path) -> Path:
     return found[0]
 
 
-def boot_closure(packages: dict) -> list[str]:
+def boot_closure(packages):
     """Lock names of the boot packages and everything they depend on."""
-    seen: list[str] = []
+    seen = []
     todo = list(BOOT_PACKAGES)
     while todo:
         name = norm(todo.pop())
@@ -237,7 +283,7 @@ def boot_closure(packages: dict) -> list[str]:
     return sorted(seen)
 
 
-def stage_pyodide(version: str, dest: Path) -> dict:
+def stage_pyodide(version, dest):
     """Pyodide core + boot wheels in dest, with a lock that needs no CDN to boot."""
     dest.mkdir(parents=True)
     with tarfile.open(fetch_pyodide(version)) as tar:
@@ -252,7 +298,7 @@ def stage_pyodide(version: str, dest: Path) -> dict:
         wheel = fetch_wheel(f"{entry['name']}=={entry['version']}", CACHE / "wheels")
         shutil.copy2(wheel, dest / wheel.name)
         entry["file_name"] = wheel.name
-        entry["sha256"] = sha256(wheel)
+        entry["sha256"] = sha256(wheel.read_bytes())
     base = cdn_url(version)
     for name, entry in packages.items():
         if name not in local:
@@ -264,7 +310,7 @@ def stage_pyodide(version: str, dest: Path) -> dict:
 # --- the site ---------------------------------------------------------------
 
 
-def notebook_title(path: Path) -> str:
+def notebook_title(path):
     """First markdown heading of a notebook, else its file name."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
@@ -275,10 +321,10 @@ def notebook_title(path: Path) -> str:
     return path.stem
 
 
-def cdn_cells() -> dict[str, list[int]]:
+def cdn_cells():
     """Indices of the cells tagged needs-cdn (numpy/matplotlib), per chapter."""
     found = {}
-    for path in chapters():
+    for path in chapters(BOOK):
         cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
         tagged = [
             i for i, c in enumerate(cells) if "needs-cdn" in c.get("metadata", {}).get("tags", [])
@@ -288,32 +334,18 @@ def cdn_cells() -> dict[str, list[int]]:
     return found
 
 
-def pure_python_stages() -> list[str]:
-    """In-chain stages that need only the standard library, in pass order (fastest last).
-
-    Run in a subprocess: the registry is the package's, and importing it here
-    would tie the build to the package's import-time state.
-    """
-    code = (
-        "import json; from microgpt import stages; "
-        "print(json.dumps([s.name for s in stages.STAGES if s.in_chain and not s.requires]))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode:
-        log("no stage registry found: the train link uses the package's default stage")
-        return []
-    return json.loads(proc.stdout)
+def pure_python_stages():
+    """In-chain stages that need only the standard library, in pass order (fastest last)."""
+    return [s.name for s in stages.STAGES if s.in_chain and not s.requires]
 
 
-def train_code(stage: str | None) -> str:
+def train_code(stage):
     """Prefilled REPL code: train the fastest pure-Python stage and print names."""
     args = f'["--stage", "{stage}"]' if stage else "[]"
-    return f"from microgpt.cli import main\nmain({args})"
+    return f"from microgpt.tools.cli import main\nmain({args})"
 
 
-def landing_page(
-    titles: list[tuple[str, str]], version: str, stage: str | None, data_note: str
-) -> str:
+def landing_page(titles, version, stage, data_note):
     template = (LITE / "landing.html").read_text(encoding="utf-8")
     items = (
         "\n".join(
@@ -336,27 +368,27 @@ def landing_page(
     )
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def build(data_arg=None, output=OUTPUT, force=False):
+    """Build the site into output (replaced whole, only by a build that checked out).
 
-
-def build(data_arg: str | None = None, output: Path = OUTPUT, force: bool = False) -> Path:
-    """Build the site into output (replaced whole, only when the build succeeded)."""
+    Paths are resolved here, against the caller's working directory.
+    """
     started = time.monotonic()
+    output = Path(output).resolve()
+    check_package()
     data, data_note = find_data(data_arg)
     log(data_note)
     if not force and is_fresh(output, data):
         log(f"up to date: {output}")
         return output
+    check_output(output)
     version = pyodide_version()
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="build-", dir=CACHE) as tmp:
         return _build(Path(tmp), data, data_note, version, output, started)
 
 
-def _build(work: Path, data: Path, data_note: str, version: str, output: Path, started: float):
+def _build(work, data, data_note, version, output, started):
     """The build proper, staged in work (unique per build, so builds never collide)."""
     sources = sources_digest(data)  # before copying: a later edit makes the build stale
     stage_dir = work / "lite"
@@ -366,7 +398,8 @@ def _build(work: Path, data: Path, data_note: str, version: str, output: Path, s
     for rel, src in files.items():
         (contents_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, contents_dir / rel)
-    log(f"{len(chapters())} chapters, {len(files) - len(chapters()) - 1} package files, input.txt")
+    nchapters = len(chapters(BOOK))
+    log(f"{nchapters} chapters, {len(files) - nchapters - 1} package files, input.txt")
 
     pyodide = stage_pyodide(version, stage_dir / "static" / "pyodide")
     local, cdn = len(pyodide["local"]), pyodide["cdn"]
@@ -383,46 +416,59 @@ def _build(work: Path, data: Path, data_note: str, version: str, output: Path, s
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
-    cmd = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(stage_dir),
-           "--contents", str(contents_dir), "--output-dir", str(tmp_out), "--no-sourcemaps",
-           "--no-unused-shared-packages"]  # fmt: skip
-    for app in APPS:
-        cmd += ["--apps", app]
-    log("jupyter lite build")
     try:
-        run(cmd, cwd=stage_dir)
+        _lite_build(stage_dir, contents_dir, tmp_out)
+        stage = (pure_python_stages() or [None])[-1]
+        titles = [(p.name, notebook_title(p)) for p in chapters(BOOK)]
+        described = data_description(data)
+        page = landing_page(titles, cversion, stage, described)
+        write_atomic(tmp_out / "index.html", page.encode())
+        missing = missing_files(tmp_out, files)
+        if missing:  # e.g. jupyter lite wrote its app elsewhere, or nothing at all
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise SystemExit(
+                f"error: the build made no working site (missing {', '.join(missing[:3])}{more});"
+                f" jupyter lite's log: {CACHE / BUILD_LOG}"
+            )
+        info = {
+            "sources": sources,
+            "contents_version": cversion,
+            "storage_name": storage_name(cversion),
+            "pyodide": pyodide,
+            "data": described,
+            "chapters": [name for name, _ in titles],
+            "needs_cdn_cells": cdn_cells(),
+            "train_stage": stage,
+            "train_code": train_code(stage),
+            "files": manifest(tmp_out),
+        }
+        write_atomic(tmp_out / BUILD_INFO, json.dumps(info, indent=2).encode())
     except BaseException:
         shutil.rmtree(tmp_out, ignore_errors=True)
         raise
-
-    stages = pure_python_stages()
-    stage = stages[-1] if stages else None
-    titles = [(p.name, notebook_title(p)) for p in chapters()]
-    described = data_description(data)
-    write_atomic(tmp_out / "index.html", landing_page(titles, cversion, stage, described))
-    info = {
-        "sources": sources,
-        "contents_version": cversion,
-        "storage_name": storage_name(cversion),
-        "pyodide": pyodide,
-        "data": described,
-        "chapters": [name for name, _ in titles],
-        "needs_cdn_cells": cdn_cells(),
-        "train_stage": stage,
-        "train_code": train_code(stage),
-    }
-    write_atomic(tmp_out / BUILD_INFO, json.dumps(info, indent=2))
     old = Path(tempfile.mkdtemp(prefix=output.name + ".old-", dir=output.parent))
     if output.exists():
         os.replace(output, old / output.name)
     os.replace(tmp_out, output)
     shutil.rmtree(old, ignore_errors=True)
-    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
+    size = sum(info["files"].values())
     log(f"built {output} ({size / 2**20:.1f} MiB) in {time.monotonic() - started:.1f} s")
     return output
 
 
-def main(argv: list[str] | None = None) -> None:
+def _lite_build(stage_dir, contents_dir, site):
+    """`jupyter lite build` into site (absolute: it runs in stage_dir); its log goes to CACHE."""
+    cmd = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(stage_dir),
+           "--contents", str(contents_dir), "--output-dir", str(site), "--no-sourcemaps",
+           "--no-unused-shared-packages"]  # fmt: skip
+    for app in APPS:
+        cmd += ["--apps", app]
+    log("jupyter lite build")
+    proc = run(cmd, cwd=stage_dir)
+    write_atomic(CACHE / BUILD_LOG, (proc.stdout + proc.stderr).encode())
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data", help="names file to ship as input.txt (default: MICROGPT_DATA, then the cache)"

@@ -6,16 +6,19 @@ loading it can never run code.
 
 import json
 import math
+import os
 
+from . import files
 from .config import GPTConfig
-from .data import write_atomic
+from .data import is_name_char, wide_encoding
+from .errors import MicrogptError
 from .model import param_shapes
 
 FORMAT = "microgpt-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(MicrogptError):
     """A checkpoint that cannot be loaded; the message names the file and the problem."""
 
 
@@ -30,47 +33,118 @@ def save(path, model, tokenizer, stage, steps):
         "chars": tokenizer.chars,
         "weights": model.weights(),
     }
-    write_atomic(path, json.dumps(doc).encode("utf-8"))
+    files.write_atomic(path, json.dumps(doc).encode("utf-8"))
+
+
+# What a checkpoint may ask for: far above microgpt's sizes, far below what would
+# exhaust memory before a single name is sampled.
+MAX_BYTES = 256 * 2**20  # the file
+LIMITS = {"n_layer": 64, "n_embd": 2048, "n_head": 256, "block_size": 2048}
+MAX_VOCAB = 65536
+MAX_PARAMS = 10_000_000
 
 
 def load(path):
     """(config, chars, weights) from a checkpoint file, checked for shape and type."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_BYTES:  # refused unread
+                raise CheckpointError(
+                    f"{path}: larger than {MAX_BYTES >> 20} MiB, not a checkpoint"
+                )
+            raw = f.read(MAX_BYTES + 1)  # a pipe or a device has no size
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file; check the path given to --load") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path}: not a JSON checkpoint (corrupt or another file)") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory; give --load a checkpoint file") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a microgpt checkpoint; make one with --save PATH")
-    if doc.get("version") != VERSION:
+    if len(raw) > MAX_BYTES:
+        raise CheckpointError(f"{path}: larger than {MAX_BYTES >> 20} MiB, not a checkpoint")
+    encoding = wide_encoding(raw)
+    if encoding:
         raise CheckpointError(
-            f"{path}: checkpoint version {doc.get('version')!r}, this microgpt reads {VERSION}"
+            f"{path}: is {encoding} text; a checkpoint is the UTF-8 JSON of --save"
         )
     try:
-        cfg = GPTConfig(**doc["config"])
-        chars = doc["chars"]
-        weights = doc["weights"]
-        if not (isinstance(chars, list) and all(isinstance(c, str) and len(c) == 1 for c in chars)):
-            raise ValueError("vocabulary is not a list of characters")
-        check_weights(weights, param_shapes(cfg, len(chars) + 1))
-    except (KeyError, TypeError, ValueError) as e:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CheckpointError(f"{path}: not a JSON checkpoint (corrupt or another file)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a microgpt checkpoint; make one with --save PATH")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+        shown = repr(version) if isinstance(version, (int, str)) else "unknown"
+        raise CheckpointError(
+            f"{path}: checkpoint version {shown[:20]}, this microgpt reads {VERSION}"
+        )
+    try:
+        cfg = check_config(doc.get("config"))
+        chars = check_chars(doc.get("chars"))
+        shapes = param_shapes(cfg, len(chars) + 1)
+        if sum(rows * cols for _, rows, cols in shapes) > MAX_PARAMS:
+            raise ValueError(f"more than {MAX_PARAMS:,} parameters")
+        weights = check_weights(doc.get("weights"), shapes)
+    except ValueError as e:
         raise CheckpointError(f"{path}: damaged or mismatched checkpoint ({e})") from None
     return cfg, chars, weights
 
 
+def check_config(config):
+    """A `GPTConfig` from the checkpoint's dict, or ValueError saying which field is wrong."""
+    fields = GPTConfig().to_dict()
+    if not isinstance(config, dict) or set(config) != set(fields):
+        raise ValueError(f"config must have exactly the fields {', '.join(fields)}")
+    for name, limit in LIMITS.items():
+        value = config[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise ValueError(f"config {name} must be a whole number from 1 to {limit}")
+    if config["n_embd"] % config["n_head"]:
+        raise ValueError("config n_embd must be a multiple of n_head")
+    std = config["init_std"]
+    if not isinstance(std, (int, float)) or isinstance(std, bool) or not 0 <= std < 1e3:
+        raise ValueError("config init_std must be a number from 0 to 1000")
+    return GPTConfig(**config)
+
+
+def check_chars(chars):
+    """The vocabulary: characters a names file can hold (no line breaks, no surrogates,
+    which could not be printed), each once."""
+    if not (isinstance(chars, list) and all(isinstance(c, str) and len(c) == 1 for c in chars)):
+        raise ValueError("vocabulary is not a list of characters")
+    if not 1 <= len(chars) < MAX_VOCAB:
+        raise ValueError(f"vocabulary must have 1 to {MAX_VOCAB - 1} characters")
+    bad = next((c for c in chars if not is_name_char(c)), None)
+    if bad is not None:
+        raise ValueError(f"vocabulary holds {ascii(bad)}, which is not a character of a name")
+    if len(set(chars)) != len(chars):
+        raise ValueError("vocabulary lists a character twice")
+    return chars
+
+
 def check_weights(weights, shapes):
-    """Raise ValueError unless `weights` has exactly these matrices of finite numbers."""
+    """`weights` as floats, or ValueError unless it has exactly these matrices of finite numbers."""
     if not isinstance(weights, dict) or set(weights) != {name for name, _, _ in shapes}:
         raise ValueError("weight names do not match the config")
+    out = {}
     for name, rows, cols in shapes:
         mat = weights[name]
-        if len(mat) != rows or any(len(row) != cols for row in mat):
+        if not isinstance(mat, list) or len(mat) != rows:
             raise ValueError(f"{name} is not {rows}x{cols}")
+        out[name] = []
         for row in mat:
-            for x in row:
-                if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
-                    raise ValueError(f"{name} holds {x!r}, not a finite number")
+            if not isinstance(row, list) or len(row) != cols:
+                raise ValueError(f"{name} is not {rows}x{cols}")
+            out[name].append([finite(x, name) for x in row])
+    return out
+
+
+def finite(x, name):
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        try:
+            value = float(x)
+        except OverflowError:  # a 400-digit integer
+            value = math.inf
+        if math.isfinite(value):
+            return value
+    raise ValueError(f"{name} holds {str(x)[:20]!r}, not a finite number")

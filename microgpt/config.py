@@ -17,6 +17,10 @@ class GPTConfig:
     def head_dim(self):
         return self.n_embd // self.n_head
 
+    def positions(self, num_tokens):
+        """Positions trained on in a sequence of `num_tokens`: each predicts the next token."""
+        return min(self.block_size, num_tokens - 1)
+
     def to_dict(self):
         return asdict(self)
 
@@ -29,3 +33,11 @@ class AdamConfig:
     beta1: float = 0.85  # decay of the first-moment (mean) estimate
     beta2: float = 0.99  # decay of the second-moment (variance) estimate
     eps: float = 1e-8  # keeps the update finite when the variance is ~0
+
+    def lr_at(self, step, num_steps):
+        """The learning rate of `step`: linear decay from `lr` to zero over the run."""
+        return self.lr * (1 - step / num_steps)
+
+    def bias_corrections(self, step):
+        """Adam's divisors for the first and second moments after `step + 1` updates."""
+        return 1 - self.beta1 ** (step + 1), 1 - self.beta2 ** (step + 1)

@@ -7,21 +7,28 @@ names.txt (checked against its sha256 and written atomically), and last a small
 built-in list of common first names so that the model can always train.
 """
 
-import hashlib
+import codecs
 import os
 import sys
-import tempfile
+import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import MicrogptError
+from .files import sha256, write_atomic
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 NAMES_SIZE = 228145  # bytes; a larger body is not names.txt
 FALLBACK_PATH = Path(__file__).with_name("fallback_names.txt")
+# A names file is read whole, and training reads one name per step: 70 times names.txt
+# is far more than a run uses, and keeps the memory of the list in the hundreds of MB.
+MAX_DATA_BYTES = 16 * 2**20
 
 
-class DataError(Exception):
+class DataError(MicrogptError):
     """A names file that cannot be used; the message names the file and the fix."""
 
 
@@ -35,82 +42,208 @@ class Dataset:
 
     docs: list
     source: str
+    is_fallback: bool = False  # the built-in list, used when nothing else was found
 
 
-def parse_names(raw, where):
-    """Names from the bytes of a file: one per line, stripped, blank lines dropped."""
+BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16's: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+WIDE_CODECS = (
+    ("UTF-16", "utf-16-le"),
+    ("UTF-16", "utf-16-be"),
+    ("UTF-32", "utf-32-le"),
+    ("UTF-32", "utf-32-be"),
+)
+
+
+def wide_encoding(raw):
+    """Whether `raw` is UTF-16 or UTF-32 text (with or without a BOM): its name, or None.
+
+    Without a BOM: the start decodes to printable text broken into lines; binary files
+    decode to control characters or do not decode at all.
+    """
+    for bom, name in BOMS:
+        if raw.startswith(bom):
+            return name
+    head = raw[:4096]
+    if b"\0" not in head:
+        return None
+    whole = len(raw) <= len(head)
+    for name, codec in WIDE_CODECS:
+        try:  # a character cut at the end of the head is not an error
+            text = codecs.getincrementaldecoder(codec)().decode(head, final=whole)
+        except UnicodeDecodeError:
+            continue
+        readable = all(ch.isprintable() or ch in "\t\r\n " for ch in text)
+        if text.strip() and readable and (whole or "\n" in text or "\r" in text):
+            return name
+    return None
+
+
+def is_name_char(ch):
+    """Whether `ch` can be part of a name read from a file: not a line break, NUL,
+    byte-order mark or lone surrogate (which cannot be printed)."""
+    return (
+        len(ch) == 1
+        and ch not in "\0\ufeff"
+        and not "\ud800" <= ch <= "\udfff"
+        and len(f"a{ch}a".splitlines()) == 1
+    )
+
+
+def parse_names(raw, where, path=None):
+    """Names from the bytes of a text file: one per line, stripped, blank lines dropped.
+
+    Any line ending counts (\\n, \\r\\n, a lone \\r), and a UTF-8 byte-order mark is
+    not a letter, at the start or where two files were joined. `where` names the file
+    in messages; `path`, when it is a file, goes into the command that converts it.
+    """
     if not raw:
         raise DataError(f"{where}: the file is empty; give a text file with one name per line")
+    encoding = wide_encoding(raw)
+    if encoding:
+        source = Path(path or where)
+        target = source.with_name(f"{source.stem}-utf8.txt")
+        raise DataError(
+            f"{where}: is {encoding} text; save it as UTF-8 "
+            f"(for example: iconv -f {encoding} -t UTF-8 {source} > {target})"
+        )
     if b"\0" in raw:
         raise DataError(
             f"{where}: looks like a binary file; give a text file with one name per line"
         )
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(
             f"{where}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8"
         ) from None
-    docs = [line.strip() for line in text.strip().split("\n") if line.strip()]
+    text = text.replace("\ufeff", "")
+    docs = [line.strip() for line in text.splitlines() if line.strip()]
     if not docs:
         raise DataError(f"{where}: has no names, only blank lines; put one name per line")
     return docs
 
 
-def read_names(path):
-    """Names from a file the user pointed at, or a one-line `DataError`."""
+def read_names(path, given_by="--data"):
+    """Names from a file the user pointed at (through `given_by`), or a one-line `DataError`.
+
+    At most `MAX_DATA_BYTES` are read: a device or a pipe (/dev/zero) has no end.
+    """
     path = Path(path)
+    where = path if given_by in ("--data", str(path)) else f"{path} ({given_by})"
+    too_big = (
+        f"{where}: larger than {MAX_DATA_BYTES >> 20} MiB; training reads one name per "
+        f"step, so give it a part (for example: head -n 100000 {path} > names-part.txt)"
+    )
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_DATA_BYTES:
+                raise DataError(too_big)
+            raw = f.read(MAX_DATA_BYTES + 1)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path given to --data") from None
+        raise DataError(f"{path}: no such file; check the path given to {given_by}") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory; give the path of a names file") from None
+        raise DataError(
+            f"{path}: is a directory; give {given_by} the path of a names file"
+        ) from None
     except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
-    return parse_names(raw, path)
+        raise DataError(
+            f"{path}: cannot be read ({e.strerror or e}); check the path given to "
+            f"{given_by} and its permissions"
+        ) from None
+    if len(raw) > MAX_DATA_BYTES:
+        raise DataError(too_big)
+    return parse_names(raw, where, path)
 
 
 def cache_path():
-    """Where a downloaded names.txt is kept: $XDG_CACHE_HOME/microgpt/names.txt."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    """Where a downloaded names.txt is kept: $XDG_CACHE_HOME/microgpt/names.txt.
+
+    None where there is no home folder to put it in (HOME unset, the user not in passwd).
+    """
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = Path.home() / ".cache"
+        except RuntimeError:
+            return None
     return Path(base) / "microgpt" / "names.txt"
 
 
-def sha256(raw):
-    return hashlib.sha256(raw).hexdigest()
+def one_line(error):
+    """An exception as one line of text (some, like a redirect loop's, span several)."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
-def write_atomic(path, raw):
-    """Write bytes to `path` through a temporary file, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def fetch(url, timeout, received, stop):
+    """The body at `url`, at most NAMES_SIZE + 1 bytes, appended to `received` as it comes."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        size = 0
+        while size <= NAMES_SIZE and not stop.is_set():
+            chunk = response.read1(min(1 << 16, NAMES_SIZE + 1 - size))  # what has come
+            if not chunk:
+                break
+            received.append(chunk)
+            size += len(chunk)
+
+
+def download_names(url=NAMES_URL, timeout=20.0, deadline=60.0):
+    """The bytes of names.txt, checked for size and sha256.
+
+    `timeout` bounds each wait for the server; `deadline` bounds the whole download,
+    headers included, so a server trickling a byte a second cannot stall the run. The
+    download runs in a thread the run stops waiting for; where there are no threads
+    (the browser), the per-read timeout is the only bound.
+    """
+    received, failure, stop = [], [], threading.Event()
+
+    def work():
+        try:
+            fetch(url, timeout, received, stop)
+        except Exception as e:  # offline, DNS, HTTP error, timeout, no sockets (browser)
+            failure.append(e)
+
+    start = time.monotonic()
+    worker = threading.Thread(target=work, name="names.txt download", daemon=True)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def download_names(url=NAMES_URL, dest=None, timeout=20.0):
-    """Download names.txt, check size and sha256, then write it atomically to `dest`."""
-    dest = Path(dest) if dest else cache_path()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            raw = response.read(NAMES_SIZE + 1)
-    except Exception as e:  # offline, DNS, HTTP error, timeout, no sockets (browser)
-        raise DownloadError(f"{type(e).__name__}: {e}") from None
+        worker.start()
+    except RuntimeError:
+        work()
+    else:
+        worker.join(deadline)
+    if worker.is_alive():
+        stop.set()
+        size = sum(map(len, list(received)))
+        raise DownloadError(
+            f"gave up after {time.monotonic() - start:.1f} s with {size} of {NAMES_SIZE} "
+            "bytes; the server is too slow"
+        )
+    if failure:
+        raise DownloadError(one_line(failure[0]))
+    raw = b"".join(received)
     if len(raw) != NAMES_SIZE:
         raise DownloadError(
             f"got {len(raw)} bytes, expected {NAMES_SIZE} (truncated or wrong file)"
         )
     if sha256(raw) != NAMES_SHA256:
         raise DownloadError("checksum mismatch (sha256 differs from makemore's names.txt)")
-    write_atomic(dest, raw)
-    return dest
+    return raw
+
+
+def cached_names(path):
+    """The cached names.txt if it is there and intact, else None."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(NAMES_SIZE + 1)
+    except OSError:  # missing, unreadable, a folder
+        return None
+    return parse_names(raw, path) if sha256(raw) == NAMES_SHA256 else None
 
 
 def fallback_docs():
@@ -118,34 +251,52 @@ def fallback_docs():
     return parse_names(FALLBACK_PATH.read_bytes(), FALLBACK_PATH)
 
 
-def load_dataset(path=None, url=None, timeout=20.0, warn=None):
-    """Find the names in the documented order and return them with their source."""
-    warn = warn or (lambda msg: print(msg, file=sys.stderr))
+def data_source(path=None):
+    """(path, where it was given) of the user's names file, the first of: `path`
+    (--data), $MICROGPT_DATA, ./input.txt; None when the names come from the cache,
+    a download or the built-in list."""
     if path:
-        return Dataset(read_names(path), str(path))
+        return str(path), "--data"
     env_path = os.environ.get("MICROGPT_DATA")
     if env_path:
-        return Dataset(read_names(env_path), f"{env_path} (MICROGPT_DATA)")
+        return env_path, "MICROGPT_DATA"
     if Path("input.txt").is_file():
-        return Dataset(read_names("input.txt"), "input.txt")
+        return "input.txt", "input.txt"
+    return None
+
+
+def load_dataset(path=None, url=None, timeout=20.0, warn=None, deadline=60.0):
+    """Find the names in the documented order and return them with their source."""
+    warn = warn or (lambda msg: print(msg, file=sys.stderr))
+    given = data_source(path)
+    if given:
+        path, given_by = given
+        source = path if given_by == "--data" or path == given_by else f"{path} ({given_by})"
+        return Dataset(read_names(path, given_by), source)
     cached = cache_path()
-    if cached.is_file() and sha256(cached.read_bytes()) == NAMES_SHA256:
-        return Dataset(read_names(cached), str(cached))
+    docs = cached_names(cached)
+    if docs is not None:
+        return Dataset(docs, str(cached))
     url = url or os.environ.get("MICROGPT_DATA_URL") or NAMES_URL
+    instead = (
+        "training on the built-in list of common names instead "
+        "(pass --data PATH to use your own file)"
+    )
+    warn(f"downloading names.txt to {cached or 'memory (no home folder to cache it in)'} ...")
     try:
-        warn(f"downloading names.txt to {cached} ...")
-        return Dataset(read_names(download_names(url, cached, timeout)), str(cached))
+        raw = download_names(url, timeout, deadline)
     except DownloadError as e:
-        warn(
-            f"warning: could not download names.txt ({e}); training on the built-in list "
-            "of common names instead (pass --data PATH to use your own file)"
-        )
-    except OSError as e:
-        warn(
-            f"warning: could not cache names.txt at {cached} ({e.strerror}); training on the "
-            "built-in list of common names instead (pass --data PATH to use your own file)"
-        )
-    return Dataset(fallback_docs(), "built-in fallback list")
+        warn(f"warning: could not download names.txt ({e}); {instead}")
+        return Dataset(fallback_docs(), "built-in fallback list", is_fallback=True)
+    docs = parse_names(raw, url)
+    if cached is None:
+        return Dataset(docs, f"{url} (not cached)")
+    try:
+        write_atomic(cached, raw)
+    except OSError as e:  # the download is checked: use it even where it cannot be kept
+        warn(f"warning: could not cache names.txt at {cached} ({e.strerror or e}); using it anyway")
+        return Dataset(docs, f"{url} (not cached)")
+    return Dataset(docs, str(cached))
 
 
 class Tokenizer:

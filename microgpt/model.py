@@ -5,8 +5,9 @@ instead of GeLU. The model reads one token at a time and keeps the keys and valu
 of earlier positions in a cache, so the same code serves training and sampling.
 
 Every stage in `microgpt.stages` offers the interface of `GPT` below:
-`Model(cfg, vocab_size, weights)`, `num_params`, `train_step(tokens, step,
-num_steps) -> float`, `generate(rng, temperature, bos) -> list[int]`, `weights()`.
+`Model(cfg, vocab_size, weights, adam)`, `num_params`, `train_step(tokens, step,
+num_steps) -> float`, `sampler(temperature)` (the next-token probabilities that
+`microgpt.sampling` draws from) and `weights()`.
 """
 
 from .config import AdamConfig, GPTConfig
@@ -39,6 +40,19 @@ def init_weights(cfg, vocab_size, rng):
         name: [[rng.gauss(0, cfg.init_std) for _ in range(cols)] for _ in range(rows)]
         for name, rows, cols in param_shapes(cfg, vocab_size)
     }
+
+
+class LayerWeights:
+    """One transformer block's weight matrices, looked up once instead of by name."""
+
+    def __init__(self, state_dict, li):
+        prefix = f"layer{li}."
+        self.attn_wq = state_dict[prefix + "attn_wq"]
+        self.attn_wk = state_dict[prefix + "attn_wk"]
+        self.attn_wv = state_dict[prefix + "attn_wv"]
+        self.attn_wo = state_dict[prefix + "attn_wo"]
+        self.mlp_fc1 = state_dict[prefix + "mlp_fc1"]
+        self.mlp_fc2 = state_dict[prefix + "mlp_fc2"]
 
 
 def linear(x, w):
@@ -134,7 +148,7 @@ class GPT:
 
     def loss(self, tokens):
         """Mean cross-entropy of predicting each next token, as a graph node."""
-        n = min(self.cfg.block_size, len(tokens) - 1)
+        n = self.cfg.positions(len(tokens))
         keys, values = self.empty_cache()
         losses = []
         for pos_id in range(n):
@@ -151,19 +165,24 @@ class GPT:
         self.optimizer.step(step, num_steps)
         return loss.data
 
-    def generate(self, rng, temperature, bos):
-        """Token ids of one new sequence, drawn until BOS or the context is full."""
+    def sampler(self, temperature):
+        """`next_probs(token_id, pos_id)`: the next token's probabilities, as floats."""
         keys, values = self.empty_cache()
-        token_id = bos
-        sample = []
-        for pos_id in range(self.cfg.block_size):
+
+        def next_probs(token_id, pos_id):
             logits = self.forward(token_id, pos_id, keys, values)
-            probs = softmax([logit / temperature for logit in logits])
-            token_id = rng.choices(range(self.vocab_size), weights=[p.data for p in probs])[0]
-            if token_id == bos:
-                break
-            sample.append(token_id)
-        return sample
+            return [p.data for p in softmax([logit / temperature for logit in logits])]
+
+        return next_probs
 
 
-__all__ = ["GPT", "GPTConfig", "init_weights", "linear", "param_shapes", "rmsnorm", "softmax"]
+__all__ = [
+    "GPT",
+    "GPTConfig",
+    "LayerWeights",
+    "init_weights",
+    "linear",
+    "param_shapes",
+    "rmsnorm",
+    "softmax",
+]

@@ -15,11 +15,12 @@ class Adam:
     def step(self, step, num_steps):
         """Update every parameter from its `.grad`, then zero the gradients."""
         cfg, m, v = self.cfg, self.m, self.v
-        lr_t = cfg.lr * (1 - step / num_steps)
+        lr_t = cfg.lr_at(step, num_steps)
+        bias1, bias2 = cfg.bias_corrections(step)
         for i, p in enumerate(self.params):
             m[i] = cfg.beta1 * m[i] + (1 - cfg.beta1) * p.grad
             v[i] = cfg.beta2 * v[i] + (1 - cfg.beta2) * p.grad**2
-            m_hat = m[i] / (1 - cfg.beta1 ** (step + 1))
-            v_hat = v[i] / (1 - cfg.beta2 ** (step + 1))
+            m_hat = m[i] / bias1
+            v_hat = v[i] / bias2
             p.data -= lr_t * m_hat / (v_hat**0.5 + cfg.eps)
             p.grad = 0

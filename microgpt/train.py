@@ -1,14 +1,16 @@
-"""Training and sampling loops, shared by every stage, the CLI and the book."""
+"""The training loop and a whole run, shared by every stage, the CLI and the book."""
 
 import math
 import random
 
 from .config import AdamConfig, GPTConfig
 from .data import Tokenizer
+from .errors import MicrogptError
 from .model import init_weights
+from .sampling import sample_names
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(MicrogptError):
     """The loss became NaN or infinite; the message says at which step."""
 
 
@@ -17,25 +19,30 @@ def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig
     return stage_module.Model(cfg, vocab_size, init_weights(cfg, vocab_size, rng), adam)
 
 
-def train(model, docs, tokenizer, num_steps):
-    """Train on one document per step; yields (step, loss) after every update."""
+def train(model, docs, tokenizer, num_steps, batch_size=None):
+    """Train on one document per step (or `batch_size`, in order); yields (step, loss).
+
+    Batches need a stage whose model has `train_batch` (the registry says which).
+    """
     for step in range(num_steps):
-        doc = docs[step % len(docs)]
-        loss = model.train_step(tokenizer.encode(doc), step, num_steps)
+        try:
+            if batch_size is None:
+                doc = docs[step % len(docs)]
+                loss = model.train_step(tokenizer.encode(doc), step, num_steps)
+            else:
+                start = step * batch_size
+                batch = [tokenizer.encode(docs[(start + i) % len(docs)]) for i in range(batch_size)]
+                loss = model.train_batch(batch, step, num_steps)
+        except (ArithmeticError, ValueError) as e:  # overflow, log(0): numbers out of range
+            loss = math.nan
+            if not isinstance(e, ArithmeticError) and "math domain" not in str(e):
+                raise
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"loss is {loss} at step {step + 1}; training stopped "
-                "(try fewer steps or check the data)"
+                "(try fewer steps, a smaller batch, or check the data)"
             )
         yield step, loss
-
-
-def sample_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
-    """`num_samples` new names, drawn with `rng`."""
-    return [
-        tokenizer.decode(model.generate(rng, temperature, tokenizer.bos))
-        for _ in range(num_samples)
-    ]
 
 
 def format_step(step, num_steps, loss):
@@ -60,8 +67,8 @@ class Run:
         self.tokenizer = Tokenizer.from_docs(self.docs)
         self.model = create_model(stage_module, self.tokenizer.vocab_size, self.rng, cfg, adam)
 
-    def train(self, num_steps):
-        return train(self.model, self.docs, self.tokenizer, num_steps)
+    def train(self, num_steps, batch_size=None):
+        return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)
 
     def sample(self, num_samples=20, temperature=0.5):
         return sample_names(self.model, self.tokenizer, self.rng, num_samples, temperature)

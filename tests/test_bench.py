@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from microgpt import bench, stages
-from microgpt.cli import ArgumentParser
+from microgpt import stages
+from microgpt.tools import bench
 
 KEYS = {
     "name",
@@ -41,7 +41,7 @@ def bench_run(names_path, tmp_path_factory):
     argv += ["--markdown", str(tmp / "b.md"), "--update-readme", str(readme)]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = bench.bench_main(argv, ArgumentParser)
+        code = bench.main(argv)
     return code, names, tmp, out.getvalue()
 
 
@@ -118,7 +118,7 @@ def test_gc_tuning_of_one_stage_does_not_leak_into_the_next():
         (["--steps", "1001"], "between 1 and 1000"),
         (["--steps", "two"], "not a whole number"),
         (["--repeat", "0"], "at least 1"),
-        (["--samples", "-1"], "must not be negative"),
+        (["--samples", "-1"], "must be at least 0"),
         (["--stages", "baseline,turbo"], "unknown stage 'turbo'; choose from: baseline, cleanup"),
         (["--stages", ","], "at least one stage"),
         (["--stages", "baseline,baseline"], "names a stage twice"),
@@ -127,7 +127,7 @@ def test_gc_tuning_of_one_stage_does_not_leak_into_the_next():
 )
 def test_bad_flags_exit_2_with_one_line(argv, problem, capsys):
     with pytest.raises(SystemExit) as exc:
-        bench.bench_main(argv, ArgumentParser)
+        bench.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and problem in err, err
@@ -142,7 +142,7 @@ def test_unusable_output_paths_exit_2_before_measuring(tmp_path, capsys):
         (["--update-readme", str(no_markers)], "markers"),
     ]:
         with pytest.raises(SystemExit) as exc:
-            bench.bench_main(["--stages", "baseline", *argv], ArgumentParser)
+            bench.main(["--stages", "baseline", *argv])
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and problem in err, err
@@ -153,7 +153,7 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         bench, "find_spec", lambda n: None if n == "matplotlib" else real_find_spec(n)
     )
-    code = bench.bench_main(["--plot", str(tmp_path / "b.png")], ArgumentParser)
+    code = bench.main(["--plot", str(tmp_path / "b.png")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "pip install matplotlib" in err
     assert not (tmp_path / "b.png").exists()
@@ -174,7 +174,7 @@ def test_plot_is_a_png(tmp_path):
 
 def test_stage_without_its_package_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr(stages, "missing_requirements", lambda s: list(s.requires))
-    code = bench.bench_main(["--stages", "baseline,tensor"], ArgumentParser)
+    code = bench.main(["--stages", "baseline,tensor"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "pip install numpy" in err
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from microgpt import checkpoint, stages
-from microgpt.cli import main
 from microgpt.data import Tokenizer
+from microgpt.tools.cli import main
 from microgpt.train import Run, sample_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def small_names(tmp_path):
         (["--temperature", "0"], "positive number"),
         (["--temperature", "-1"], "positive number"),
         (["--temperature", "nan"], "positive number"),
-        (["--samples", "-2"], "must not be negative"),
+        (["--samples", "-2"], "must be at least 0"),
         (["--stage", "warp"], "unknown stage 'warp'"),
         (["--bogus"], "unrecognized arguments"),
         (["sample"], "--load"),
@@ -62,7 +62,7 @@ def test_bad_flags_exit_2_with_one_line(capsys, args, fragment):
 
 @pytest.mark.parametrize(
     "content, fragment",
-    [(b"", "is empty"), (b"\xff\xfe\x00b\x00", "binary"), (b"\n\n", "no names")],
+    [(b"", "is empty"), (b"\xff\xfe\x00b\x00", "UTF-16"), (b"\n\n", "no names")],
 )
 def test_bad_data_exits_1_with_one_line(tmp_path, capsys, content, fragment):
     path = tmp_path / "bad.txt"
@@ -114,7 +114,9 @@ def test_checkpoint_round_trip(small_names, tmp_path, capsys):
 
 def test_save_to_missing_folder_fails_before_training(small_names, tmp_path, capsys):
     target = tmp_path / "no" / "such" / "dir" / "m.json"
-    assert main(["--data", str(small_names), "--steps", "1", "--save", str(target)]) == 1
+    with pytest.raises(SystemExit) as exc:  # an unusable --save is a flag error
+        main(["--data", str(small_names), "--steps", "1", "--save", str(target)])
+    assert exc.value.code == 2
     captured = capsys.readouterr()
     assert "does not exist" in captured.err
     assert "num docs" not in captured.out

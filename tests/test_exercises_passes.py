@@ -5,8 +5,8 @@ import gc
 import math
 import re
 
-from microgpt.engine import Value, topological_order
-from microgpt.exercises_passes import (
+from microgpt import numeric
+from microgpt.book.exercises_passes import (
     check_cross_entropy,
     check_dot_backward,
     check_float_softmax,
@@ -16,7 +16,8 @@ from microgpt.exercises_passes import (
     check_speedups,
     check_topological_order,
 )
-from microgpt.stages import graph, numeric
+from microgpt.engine import Value, topological_order
+from microgpt.stages import graph
 
 
 def fails(check, fn, words):

@@ -1,17 +1,19 @@
 """The graph-free stages: hand-written gradients of `flat` and `tensor`, checked against
 finite differences, the baseline's autograd and (when installed) PyTorch in float64."""
 
-import importlib
 import random
 import subprocess
 import sys
 
 import pytest
 
+from microgpt import stages
 from microgpt.config import GPTConfig
 from microgpt.data import Tokenizer
 from microgpt.model import GPT, init_weights, param_shapes
+from microgpt.sampling import generate
 from microgpt.stages import flat
+from microgpt.train import train
 
 # every letter of the alphabet, so the vocabulary is microgpt's 27 and the model has 4192 params
 DOCS = ["emma", "olivia", "quinn", "jax", "zoe", "brooklyn", "hunter", "wyatt", "gavin", "derek"]
@@ -188,24 +190,24 @@ def test_batched_training_lowers_the_loss():
     tensor = tensor_module()
     tok, weights = setup()
     model = tensor.Model(CFG, tok.vocab_size, weights)
-    losses = [loss for _, loss in tensor.train_batched(model, DOCS, tok, 60, batch_size=8)]
+    losses = [loss for _, loss in train(model, DOCS, tok, 60, batch_size=8)]
     assert len(losses) == 60
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.3
 
 
 def test_batch_size_flag_needs_the_tensor_stage(capsys):
-    from microgpt.cli import main
+    from microgpt.tools.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--stage", "flat", "--batch-size", "4", "--steps", "1"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--batch-size needs --stage tensor" in err[0]
+    assert len(err) == 1 and "--batch-size needs a stage that trains on batches (tensor)" in err[0]
 
 
 def test_batch_size_flag_trains_the_tensor_stage(names_path, capsys):
     tensor_module()
-    from microgpt.cli import main
+    from microgpt.tools.cli import main
 
     argv = ["--stage", "tensor", "--batch-size", "16", "--steps", "5", "--samples", "3"]
     assert main(argv + ["--data", str(names_path)]) == 0
@@ -220,18 +222,18 @@ def test_batch_size_flag_trains_the_tensor_stage(names_path, capsys):
 
 def torch_module():
     pytest.importorskip("torch")
-    from microgpt.stages import torch as torch_stage
+    from microgpt.stages import torch_oracle
 
-    return torch_stage
+    return torch_oracle
 
 
 @pytest.mark.parametrize("name", ["emma", "isabella", "mackenzie"])
 def test_flat_and_tensor_gradients_match_torch(name):
-    torch_stage = torch_module()
+    torch_oracle = torch_module()
     tensor = tensor_module()
     tok, weights = setup(seed=9)
     tokens = tok.encode(name)
-    loss, grads = torch_stage.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
+    loss, grads = torch_oracle.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
     oracle = flat_list(grads, tok.vocab_size)
     flat_loss, flat_grad = flat.Model(CFG, tok.vocab_size, weights).loss_and_grad(tokens)
     assert flat_loss == pytest.approx(loss, abs=1e-13)
@@ -243,17 +245,17 @@ def test_flat_and_tensor_gradients_match_torch(name):
 
 def test_one_baseline_training_step_matches_torch():
     """All 4192 gradients of the scalar `Value` model, then the Adam update, against torch."""
-    torch_stage = torch_module()
+    torch_oracle = torch_module()
     tok, weights = setup()
     tokens = tok.encode("olivia")
     base_loss, base_grad, baseline = baseline_grads(weights, tok.vocab_size, tokens)
     assert len(base_grad) == 4192
-    loss, grads = torch_stage.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
+    loss, grads = torch_oracle.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
     assert base_loss == pytest.approx(loss, abs=1e-13)
     assert_close(base_grad, flat_list(grads, tok.vocab_size))
 
     baseline.optimizer.step(0, 1000)
-    model = torch_stage.Model(CFG, tok.vocab_size, weights)
+    model = torch_oracle.Model(CFG, tok.vocab_size, weights)
     assert model.train_step(tokens, 0, 1000) == pytest.approx(base_loss, abs=1e-13)
     assert_close(
         flat_list(baseline.weights(), tok.vocab_size), flat_list(model.weights(), tok.vocab_size)
@@ -269,18 +271,18 @@ def baseline_samples():
     tok, weights = setup()
     rng = random.Random(7)
     baseline = GPT(CFG, tok.vocab_size, weights)
-    return [baseline.generate(rng, 0.5, tok.bos) for _ in range(5)], rng.getstate()
+    return [generate(baseline, rng, 0.5, tok.bos) for _ in range(5)], rng.getstate()
 
 
 @pytest.mark.parametrize("stage", ["flat", "tensor", "torch"])
 def test_generate_draws_like_the_baseline(stage, baseline_samples):
     if stage != "flat":
         pytest.importorskip({"tensor": "numpy"}.get(stage, stage))
-    module = importlib.import_module(f"microgpt.stages.{stage}")
+    module = stages.load(stage)
     tok, weights = setup()
     model = module.Model(CFG, tok.vocab_size, weights)
     rng = random.Random(7)
-    samples = [model.generate(rng, 0.5, tok.bos) for _ in range(5)]
+    samples = [generate(model, rng, 0.5, tok.bos) for _ in range(5)]
     assert (samples, rng.getstate()) == baseline_samples
 
 

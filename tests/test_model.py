@@ -7,6 +7,7 @@ import pytest
 from microgpt.config import GPTConfig
 from microgpt.data import Tokenizer
 from microgpt.model import GPT, init_weights, param_shapes
+from microgpt.sampling import generate
 
 DOCS = ["emma", "olivia", "ava", "isabella", "sophia", "mia"]
 
@@ -73,6 +74,6 @@ def test_generate_stops_at_block_size_and_never_returns_bos():
     model, tok = make_model()
     rng = random.Random(1)
     for _ in range(10):
-        ids = model.generate(rng, 2.0, tok.bos)
+        ids = generate(model, rng, 2.0, tok.bos)
         assert len(ids) <= model.cfg.block_size
         assert tok.bos not in ids

@@ -1,18 +1,23 @@
-"""The notebook helpers and the exercise checkers: each checker accepts a right
-answer and rejects the usual wrong ones with a message that names the mistake."""
+"""The notebook helpers: comparisons, progress bars and attention weights for the chapters.
+
+The exercise checkers have their own tests (`test_exercises.py`, `test_exercises_passes.py`)."""
 
 import io
 import math
 import random
 import re
 
-from microgpt import exercises as ex
+from microgpt.book.notebook import (
+    attention_weights,
+    cmp,
+    flatten,
+    progress,
+    show_source,
+    train_live,
+)
 from microgpt.config import GPTConfig
 from microgpt.engine import Value
 from microgpt.model import init_weights
-from microgpt.model import rmsnorm as value_rmsnorm
-from microgpt.model import softmax as value_softmax
-from microgpt.notebook import attention_weights, cmp, flatten, progress, show_source, train_live
 
 # ----------------------------------------------------------------------------
 # cmp, show_source, progress
@@ -72,153 +77,7 @@ def test_train_live_logs_every_n_steps_and_returns_losses(monkeypatch):
 
 
 # ----------------------------------------------------------------------------
-# exercise checkers: right answers pass, wrong ones fail with the right hint
-
-
-def not_written(*args):
-    raise NotImplementedError
-
-
-def test_checkers_say_when_the_function_is_not_written():
-    check = ex.check_softmax(not_written)
-    assert not check and "not written yet" in repr(check)
-
-
-def test_check_encode():
-    def right(doc, chars):
-        return [len(chars)] + [chars.index(c) for c in doc] + [len(chars)]
-
-    def no_bos(doc, chars):
-        return [chars.index(c) for c in doc]
-
-    def one_based(doc, chars):
-        return [len(chars)] + [chars.index(c) + 1 for c in doc] + [len(chars)]
-
-    assert ex.check_encode(right)
-    assert "BOS" in repr(ex.check_encode(no_bos))
-    assert not ex.check_encode(one_based)
-
-
-def test_check_softmax():
-    def naive(logits):
-        exps = [math.exp(x) for x in logits]
-        return [e / sum(exps) for e in exps]
-
-    def unnormalised(logits):
-        return [math.exp(x - max(logits)) for x in logits]
-
-    assert ex.check_softmax(lambda xs: [p.data for p in value_softmax([Value(x) for x in xs])])
-    assert "subtract max" in repr(ex.check_softmax(naive))
-    assert "sums to" in repr(ex.check_softmax(unnormalised))
-
-
-def test_check_tanh():
-    def right(x):
-        t = math.tanh(x.data)
-        return Value(t, (x,), (1 - t**2,))
-
-    def no_children(x):
-        return Value(math.tanh(x.data))
-
-    def wrong_local_grad(x):
-        t = math.tanh(x.data)
-        return Value(t, (x,), (1 - t,))
-
-    def from_exp(x):
-        e = (2 * x).exp()
-        return (e - 1) / (e + 1)
-
-    assert ex.check_tanh(right)
-    assert ex.check_tanh(from_exp)
-    assert "stayed 0" in repr(ex.check_tanh(no_children))
-    assert "local gradient" in repr(ex.check_tanh(wrong_local_grad))
-    assert "return a Value" in repr(ex.check_tanh(lambda x: math.tanh(x.data)))
-
-
-def test_check_rmsnorm():
-    def no_eps(x):
-        scale = (sum(xi * xi for xi in x) / len(x)) ** -0.5
-        return [xi * scale for xi in x]
-
-    def layernorm(x):
-        mean = sum(x) / len(x)
-        x = [xi - mean for xi in x]
-        scale = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
-        return [xi * scale for xi in x]
-
-    assert ex.check_rmsnorm(lambda xs: value_rmsnorm([Value(x) for x in xs]))
-    assert "1e-5" in repr(ex.check_rmsnorm(no_eps))
-    assert "mean" in repr(ex.check_rmsnorm(layernorm))
-
-
-def test_check_adam():
-    def right(data, grad, m, v, step, num_steps, cfg):
-        m = cfg.beta1 * m + (1 - cfg.beta1) * grad
-        v = cfg.beta2 * v + (1 - cfg.beta2) * grad**2
-        m_hat = m / (1 - cfg.beta1 ** (step + 1))
-        v_hat = v / (1 - cfg.beta2 ** (step + 1))
-        lr_t = cfg.lr * (1 - step / num_steps)
-        return data - lr_t * m_hat / (v_hat**0.5 + cfg.eps), m, v
-
-    def no_bias_correction(data, grad, m, v, step, num_steps, cfg):
-        m = cfg.beta1 * m + (1 - cfg.beta1) * grad
-        v = cfg.beta2 * v + (1 - cfg.beta2) * grad**2
-        lr_t = cfg.lr * (1 - step / num_steps)
-        return data - lr_t * m / (v**0.5 + cfg.eps), m, v
-
-    def no_decay(data, grad, m, v, step, num_steps, cfg):
-        return right(data, grad, m, v, step, 10**9, cfg)
-
-    assert ex.check_adam(right)
-    assert "1 - beta" in repr(ex.check_adam(no_bias_correction))
-    assert "decays" in repr(ex.check_adam(no_decay))
-
-
-def test_check_count_nodes():
-    def iterative(root):
-        seen, stack = set(), [root]
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(node._children)
-        return len(seen)
-
-    def counts_paths(root):
-        count, stack = 0, [root]
-        while stack:
-            node = stack.pop()
-            count += 1
-            stack.extend(node._children)
-        return count
-
-    def recursive(root, seen=None):
-        seen = set() if seen is None else seen
-        seen.add(root)
-        for child in root._children:
-            if child not in seen:
-                recursive(child, seen)
-        return len(seen)
-
-    assert ex.check_count_nodes(iterative)
-    assert "once" in repr(ex.check_count_nodes(counts_paths))
-    assert "explicit stack" in repr(ex.check_count_nodes(recursive))
-
-
-def test_check_num_params():
-    def right(cfg, vocab_size):
-        embeddings = (2 * vocab_size + cfg.block_size) * cfg.n_embd
-        return embeddings + 12 * cfg.n_layer * cfg.n_embd**2
-
-    def one_layer_only(cfg, vocab_size):
-        return (2 * vocab_size + cfg.block_size) * cfg.n_embd + 12 * cfg.n_embd**2
-
-    def layers_only(cfg, vocab_size):
-        return 12 * cfg.n_layer * cfg.n_embd**2
-
-    assert ex.check_num_params(right)
-    assert not ex.check_num_params(one_layer_only)
-    assert "wte, wpe and lm_head are missing" in repr(ex.check_num_params(layers_only))
+# attention_weights
 
 
 def test_attention_weights_are_distributions_over_earlier_positions():

@@ -1,6 +1,6 @@
 """The baseline reproduces Karpathy's microgpt run, line for line."""
 
-from microgpt.cli import main
+from microgpt.tools.cli import main
 
 # Printed by the original microgpt.py with makemore's names.txt, seed 42, 20 steps.
 EXPECTED_20_HEAD = ["num docs: 32033", "vocab size: 27", "num params: 4192"]

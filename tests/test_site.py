@@ -1,14 +1,14 @@
-"""The JupyterLite site: every chapter runs in headless Chromium with no network.
+"""The JupyterLite site: `make site` builds it, and every chapter runs in headless
+Chromium with no network.
 
-The site is built once per session (reused when lite/_output is up to date with
-its sources), served on 127.0.0.1, and driven through Playwright with every
-non-loopback hostname unresolvable.  Each chapter is run cell by cell, as a
+The site is built once per session by `make site`, as typed, in a fresh clone of
+the working tree (so a stale lite/_output here can hide nothing), served on
+127.0.0.1, and driven through Playwright with every non-loopback hostname
+unresolvable.  Each chapter is run cell by cell, as a
 reader would, and its stream outputs are compared with the CPython outputs
 stored in the notebook.  Chromium or Playwright missing: the tests skip, unless
 MICROGPT_REQUIRE_BROWSER=1 (CI), where they fail.
 """
-
-from __future__ import annotations
 
 import configparser
 import importlib.util
@@ -20,13 +20,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import bench_browser  # lite/ is on pytest's pythonpath
+import browser
+import build_site
 import pytest
 
+from microgpt.book import chapters
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lite"))
-import browser  # noqa: E402
-import build_site  # noqa: E402
 
 REQUIRE_BROWSER = os.environ.get("MICROGPT_REQUIRE_BROWSER") == "1"
 CHAPTER_BUDGET_S = float(os.environ.get("MICROGPT_SITE_CHAPTER_BUDGET_S", "180"))
@@ -34,19 +37,21 @@ CDN_TAG = "needs-cdn"
 REPORT = ROOT / "lite" / "_bench" / "site_report.json"
 
 
-def _unavailable(reason: str):
+def _unavailable(reason):
     if REQUIRE_BROWSER:
         pytest.fail(f"{reason} (MICROGPT_REQUIRE_BROWSER=1 makes this a failure)")
     pytest.skip(reason)
 
 
-def _check_tools(browser_needed: bool) -> None:
+def _check_tools(browser_needed):
     for module, fix in [("jupyterlite_core", "pip install -e '.[site]'"),
                         ("jupyterlite_pyodide_kernel", "pip install -e '.[site]'")]:  # fmt: skip
         if importlib.util.find_spec(module) is None:
             _unavailable(f"{module} is not installed; run: {fix}")
-    if shutil.which("npm") is None:
-        _unavailable("npm is not installed; install Node.js and npm")
+    for tool, fix in [("npm", "install Node.js and npm"), ("make", "install make"),
+                      ("git", "install git")]:  # fmt: skip
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} is not installed; {fix}")
     if browser_needed:
         if not Path(browser.CHROMIUM).exists():
             _unavailable(f"{browser.CHROMIUM} not found; run: apt-get install -y chromium")
@@ -57,11 +62,47 @@ def _check_tools(browser_needed: bool) -> None:
 # --- fixtures ----------------------------------------------------------------
 
 
+def fresh_clone(dest):
+    """Copy what a commit of this working tree holds (tracked files, and untracked ones
+    git does not ignore) to dest: CI's `git clone`, with the uncommitted edits."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    for rel in filter(None, listed.decode().split("\0")):
+        src = ROOT / rel
+        if src.is_file():  # a tracked file deleted in the tree is not copied
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
 @pytest.fixture(scope="session")
-def site() -> Path:
-    """The built site (rebuilt when any source changed)."""
+def made_site(tmp_path_factory):
+    """`make site`, as typed, in a fresh clone: once per session, for every test here.
+
+    The clone's build runs this interpreter (PY=; -o keeps make from reinstalling
+    its venv), imports the clone's package (PYTHONPATH) and shares this tree's
+    download cache (MICROGPT_SITE_CACHE), so only the first build ever downloads.
+    """
     _check_tools(browser_needed=False)
-    return build_site.build()
+    clone = fresh_clone(tmp_path_factory.mktemp("clone"))
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    env.update(PYTHONPATH=str(clone), MICROGPT_SITE_CACHE=str(build_site.CACHE))
+    made = subprocess.run(
+        ["make", "site", f"PY={sys.executable}", "-o", ".venv/.installed"],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    log = made.stdout + made.stderr
+    if made.returncode:
+        pytest.fail(f"make site failed in a fresh clone ({clone}):\n{log[-3000:]}")
+    return SimpleNamespace(clone=clone, site=clone / "lite" / "_output", log=log, env=env)
+
+
+@pytest.fixture(scope="session")
+def site(made_site):
+    """The folder `make site` wrote (the Makefile's default, lite/_output of the clone)."""
+    return made_site.site
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +138,7 @@ def report(request):
 
 @pytest.fixture(scope="session")
 def served(site):
-    overrides: dict[str, bytes] = {}
+    overrides = {}
     with browser.serve(site, overrides=overrides) as url:
         yield url, overrides
 
@@ -121,7 +162,7 @@ def chromium(playwright_driver):
 # --- helpers -----------------------------------------------------------------
 
 
-def load_sanitizers() -> list[tuple[re.Pattern, str]]:
+def load_sanitizers():
     """The book's nbval sanitizers (what differs between two runs), then the site's
     (what differs between CPython 3.11 and Pyodide's 3.14 in the last bits)."""
     rules = []
@@ -133,7 +174,7 @@ def load_sanitizers() -> list[tuple[re.Pattern, str]]:
     return rules
 
 
-def visible_lines(text: str) -> str:
+def visible_lines(text):
     """Text as a terminal shows it: carriage returns overwrite, trailing blanks vanish.
 
     JupyterLab applies the carriage returns of a progress bar to the live output;
@@ -148,14 +189,14 @@ def visible_lines(text: str) -> str:
     return "\n".join(lines)
 
 
-def sanitize(text: str, sanitizers) -> str:
+def sanitize(text, sanitizers):
     text = visible_lines(text)
     for pattern, replace in sanitizers:
         text = pattern.sub(replace, text)
     return text
 
 
-def cell_flags(cell: dict) -> set[str]:
+def cell_flags(cell):
     """nbval markers (comments or tags) and our needs-cdn tag, lower-cased."""
     source = "".join(cell.get("source", ""))
     tags = {t.lower() for t in cell.get("metadata", {}).get("tags", [])}
@@ -171,20 +212,104 @@ def cell_flags(cell: dict) -> set[str]:
     return flags
 
 
-def first_difference(expected: str, actual: str) -> str:
+def first_difference(expected, actual):
     for i, (e, a) in enumerate(zip(expected.splitlines(), actual.splitlines())):
         if e != a:
             return f"line {i + 1}: expected {e!r}, got {a!r}"
     return f"expected {len(expected.splitlines())} lines, got {len(actual.splitlines())}"
 
 
-def cdn_request(url: str) -> bool:
+def cdn_request(url):
     return url.startswith(build_site.cdn_url(build_site.pyodide_version()))
 
 
 # --- tests -------------------------------------------------------------------
 
-CHAPTERS = build_site.chapters()
+CHAPTERS = chapters(ROOT / "book")
+
+
+def test_make_site_builds_a_whole_site_in_a_fresh_clone(made_site):
+    """The folder `make site` names holds the app, the local Pyodide, every chapter, the
+    package and the names (a relative --output once left only a 0.0 MiB landing page)."""
+    clone, site = made_site.clone, made_site.site
+    assert f"[site] built {site.resolve()}" in made_site.log, made_site.log[-2000:]
+    assert (site / "lab" / "index.html").is_file()
+    assert (site / "static" / "pyodide" / "pyodide.asm.wasm").stat().st_size > 2**20
+    book = chapters(clone / "book")
+    assert [p.name for p in book] == [p.name for p in CHAPTERS]
+    for chapter in book:
+        assert (site / "files" / chapter.name).read_bytes() == chapter.read_bytes(), chapter.name
+    package = [p for p in (clone / "microgpt").rglob("*.py") if "__pycache__" not in p.parts]
+    assert clone / "microgpt" / "__init__.py" in package
+    for path in package:
+        shipped = site / "files" / path.relative_to(clone)
+        assert shipped.read_bytes() == path.read_bytes(), f"{shipped} differs from {path}"
+    data, _ = build_site.find_data(None)
+    assert (site / "files" / "input.txt").read_bytes() == data.read_bytes()
+    info = json.loads((site / build_site.BUILD_INFO).read_text())
+    assert info["chapters"] == [p.name for p in book]
+
+
+def test_relative_output_from_elsewhere_and_no_partial_site_kept(made_site, tmp_path):
+    """A relative --output is relative to the caller's directory; a site that holds only
+    build-info.json and index.html (what the relative-path bug left) is rebuilt, not kept."""
+    script = made_site.clone / "lite" / "build_site.py"
+    elsewhere = tmp_path / "elsewhere"
+    partial = elsewhere / "rel" / "site"
+    partial.mkdir(parents=True)
+    shutil.copy(made_site.site / build_site.BUILD_INFO, partial)  # sources match: "fresh"
+    shutil.copy(made_site.site / "index.html", partial)
+    cmd = [sys.executable, str(script), "--output", "rel/site"]
+
+    def build():
+        proc = subprocess.run(
+            cmd, cwd=elsewhere, env=made_site.env, capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    assert f"[site] built {partial.resolve()}" in build()
+    assert not build_site.missing_files(partial)
+    assert (partial / "files" / CHAPTERS[0].name).is_file()
+    assert f"up to date: {partial.resolve()}" in build()
+
+
+def test_up_to_date_means_every_file_is_still_there(tmp_path, monkeypatch):
+    """The shortcut keeps a site only when every file it was built with is there, same size."""
+    site = tmp_path / "site"
+    for rel in build_site.missing_files(site, ["a.ipynb"]):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(rel)
+    monkeypatch.setattr(build_site, "sources_digest", lambda data: "sources")
+    monkeypatch.setattr(build_site, "contents_files", lambda data: {"a.ipynb": data})
+    info = site / build_site.BUILD_INFO
+    info.write_text(json.dumps({"sources": "sources", "files": build_site.manifest(site)}))
+    assert build_site.is_fresh(site, None)
+    wasm = site / "static" / "pyodide" / "pyodide.asm.wasm"
+    wasm.write_text("")  # truncated
+    assert not build_site.is_fresh(site, None)
+    wasm.unlink()
+    info.write_text(json.dumps({"sources": "sources", "files": build_site.manifest(site)}))
+    assert not build_site.is_fresh(site, None), "a site without Pyodide was kept"
+    wasm.write_text("static/pyodide/pyodide.asm.wasm")
+    assert build_site.is_fresh(site, None)
+    info.write_text(json.dumps({"sources": "sources"}))  # no file list: an older builder's
+    assert not build_site.is_fresh(site, None)
+
+
+def test_a_build_without_the_app_fails_in_one_line(site, tmp_path, monkeypatch, capsys):
+    """When jupyter lite writes no app (as when it wrote it inside the staging folder), the
+    build stops with a one-line error, reports nothing built and leaves no output."""
+    monkeypatch.setattr(build_site, "_lite_build", lambda stage_dir, contents_dir, out: None)
+    output = tmp_path / "site"
+    with pytest.raises(SystemExit) as failed:
+        build_site.build(output=output, force=True)
+    message = str(failed.value.code)
+    assert message.startswith("error: the build made no working site (missing lab/index.html,")
+    assert "\n" not in message
+    assert "[site] built" not in capsys.readouterr().out
+    assert not output.exists()
+    assert not list(tmp_path.iterdir()), "the build left its temporary output behind"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -200,7 +325,7 @@ def test_chapter_runs_in_browser(chapter, site, served, chromium, report):
     seen_before = len(requests.seen)
     requests.phase = chapter.name
     nb = browser.Notebook(context, url, chapter.name)
-    problems: list[str] = []
+    problems = []
     figures = {"open_s": nb.open_s, "cells": [], "compared": 0, "cdn_cells": 0, "cdn_failed": 0}
     started = time.monotonic()
     try:
@@ -373,7 +498,7 @@ def test_stale_notebooks_in_browser(site, served, playwright_driver):
     config["jupyter-config-data"]["contentsStorageName"] = build_site.storage_name("next-edition")
     new_edition = json.dumps(config).encode()
 
-    def first_cell() -> str:
+    def first_cell():
         nb = browser.Notebook(context, url, name)
         try:
             return nb.cells()[0]["source"]
@@ -408,10 +533,10 @@ def test_stale_notebooks_in_browser(site, served, playwright_driver):
 
 def test_browser_benchmark_runs(site, playwright_driver, tmp_path, report):
     """The browser benchmark works end to end (few steps; `make bench-browser` for figures)."""
-    import bench_browser
-
     out = tmp_path / "bench.json"
-    result = bench_browser.run(steps=3, repeat=1, output=out, playwright=playwright_driver)
+    result = bench_browser.run(
+        steps=3, repeat=1, output=out, playwright=playwright_driver, site=site
+    )
     assert json.loads(out.read_text()) == result
     names = [row["name"] for row in result["stages"]]
     assert names == [n for n in build_site.pure_python_stages() if n != "threads"]

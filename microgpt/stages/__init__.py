@@ -4,14 +4,17 @@ Each stage is a module with a `Model` class (the interface of `microgpt.model.GP
 and a docstring saying what its pass changes and why that is faster. Stages are
 cumulative: each imports the one before it and changes only its own pass. Modules
 are imported on first use, so a stage that needs numpy costs nothing without it.
+The registry also states what each stage can do, so callers never name stages.
 """
 
 import importlib
 import importlib.util
 from dataclasses import dataclass
 
+from ..errors import MicrogptError
 
-class StageError(Exception):
+
+class StageError(MicrogptError):
     """A stage that does not exist or cannot run here; the message says what to do."""
 
 
@@ -21,10 +24,12 @@ class Stage:
     summary: str  # one line, shown by `python -m microgpt stages`
     requires: tuple = ()  # optional third-party modules this stage imports
     in_chain: bool = True  # False: a side variant (oracle, concurrency), never the default
+    batched: bool = False  # its Model has `train_batch`: several names per step
+    module: str = ""  # the module's name where it differs from the stage's
 
     @property
     def module_name(self):
-        return f"microgpt.stages.{self.name}"
+        return f"microgpt.stages.{self.module or self.name}"
 
 
 STAGES = [
@@ -35,11 +40,22 @@ STAGES = [
     Stage("numeric_ce", "loss head computed on floats; probs - onehot injected into logits"),
     Stage("fused", "one Dot / WeightedSum node per dot product, backward as a loop"),
     Stage("fused_norm", "one RMSNorm scale node with its analytic gradient"),
-    Stage("gc", "garbage collector tuned around each step"),
+    Stage("gc", "garbage collector tuned around each step", module="gc_pause"),
     Stage("flat", "no graph at all: flat float lists and a hand-written backward"),
-    Stage("tensor", "contiguous numpy core, whole name per step, causal mask", ("numpy",)),
-    Stage("threads", "fused_norm, attention heads on a thread pool (GIL study)", in_chain=False),
-    Stage("torch", "PyTorch float64 with the same Adam: gradient oracle", ("torch",), False),
+    Stage(
+        "tensor",
+        "contiguous numpy core, whole name per step, causal mask",
+        ("numpy",),
+        batched=True,
+    ),
+    Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
+    Stage(
+        "torch",
+        "PyTorch float64 with the same Adam: gradient oracle",
+        ("torch",),
+        in_chain=False,
+        module="torch_oracle",
+    ),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}
 

@@ -4,29 +4,18 @@ Three loop invariants leave the hot loops. The layer's weight matrices are looke
 up once, at construction, instead of formatting `f"layer{li}.attn_wq"` and hashing
 it at every position. Attention indexes the KV cache in place instead of copying a
 per-head slice of every cached key and value at every position (quadratic in the
-name's length). Adam computes its per-step constants once per step, not once per
-parameter. The ops and their order are unchanged, so the losses are bit-identical
-to the baseline's; the graph is the same size, so the gain is small (see the
-benchmark).
+name's length). Adam keeps its constants in local variables instead of reading
+them from `cfg` and computing `1 - beta` again for every parameter. The ops and
+their order are unchanged, so the losses are bit-identical to the baseline's; the
+graph is the same size, so the gain is small (see the benchmark).
 """
+
+from operator import methodcaller
 
 from ..config import AdamConfig
 from ..engine import Value
-from ..model import GPT, linear, rmsnorm, softmax
+from ..model import GPT, LayerWeights, linear, rmsnorm, softmax
 from ..optim import Adam
-
-
-class LayerWeights:
-    """One transformer block's weight matrices, looked up once."""
-
-    def __init__(self, state_dict, li):
-        prefix = f"layer{li}."
-        self.attn_wq = state_dict[prefix + "attn_wq"]
-        self.attn_wk = state_dict[prefix + "attn_wk"]
-        self.attn_wv = state_dict[prefix + "attn_wv"]
-        self.attn_wo = state_dict[prefix + "attn_wo"]
-        self.mlp_fc1 = state_dict[prefix + "mlp_fc1"]
-        self.mlp_fc2 = state_dict[prefix + "mlp_fc2"]
 
 
 class HoistedAdam(Adam):
@@ -36,9 +25,8 @@ class HoistedAdam(Adam):
         cfg, m, v = self.cfg, self.m, self.v
         beta1, beta2, eps = cfg.beta1, cfg.beta2, cfg.eps
         one_minus_beta1, one_minus_beta2 = 1 - beta1, 1 - beta2
-        lr_t = cfg.lr * (1 - step / num_steps)
-        bias1 = 1 - beta1 ** (step + 1)
-        bias2 = 1 - beta2 ** (step + 1)
+        lr_t = cfg.lr_at(step, num_steps)
+        bias1, bias2 = cfg.bias_corrections(step)
         for i, p in enumerate(self.params):
             grad = p.grad
             m[i] = mi = beta1 * m[i] + one_minus_beta1 * grad
@@ -51,6 +39,12 @@ class Model(GPT):
     """The baseline GPT with its loop invariants hoisted."""
 
     node_class = Value  # later stages swap in their own graph nodes
+    # the ops `forward` is written in: on `Value`s here; `numeric_inference` reuses the
+    # same forward on floats by swapping these four
+    linear = staticmethod(linear)
+    rmsnorm = staticmethod(rmsnorm)
+    softmax = staticmethod(softmax)
+    relu = methodcaller("relu")
 
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
         self.cfg = cfg
@@ -61,15 +55,21 @@ class Model(GPT):
         }
         self.params = [p for mat in self.state_dict.values() for row in mat for p in row]
         self.optimizer = HoistedAdam(self.params, adam)
-        self.layers = [LayerWeights(self.state_dict, li) for li in range(cfg.n_layer)]
-        self.wte = self.state_dict["wte"]
-        self.wpe = self.state_dict["wpe"]
-        self.lm_head = self.state_dict["lm_head"]
-        self.attn_scale = cfg.head_dim**0.5
+        self.set_weights(self.state_dict)
+
+    def set_weights(self, weights):
+        """Look up the matrices the forward pass reads, once."""
+        self.layers = [LayerWeights(weights, li) for li in range(self.cfg.n_layer)]
+        self.wte = weights["wte"]
+        self.wpe = weights["wpe"]
+        self.lm_head = weights["lm_head"]
+        self.attn_scale = self.cfg.head_dim**0.5
+        self.inv_attn_scale = self.attn_scale**-1  # `/ s` on a Value is `* s**-1`
 
     def forward(self, token_id, pos_id, keys, values):
         """Logits for the token after `token_id`; appends this position's k, v to the cache."""
-        head_dim, attn_scale = self.cfg.head_dim, self.attn_scale
+        linear, rmsnorm, softmax, relu = self.linear, self.rmsnorm, self.softmax, self.relu
+        head_dim, inv_attn_scale = self.cfg.head_dim, self.inv_attn_scale
         x = [t + p for t, p in zip(self.wte[token_id], self.wpe[pos_id])]
         x = rmsnorm(x)
         for layer, layer_keys, layer_values in zip(self.layers, keys, values):
@@ -81,7 +81,7 @@ class Model(GPT):
             x_attn = []
             for hs in range(0, self.cfg.n_embd, head_dim):
                 head = range(hs, hs + head_dim)
-                attn_logits = [sum(q[j] * k[j] for j in head) / attn_scale for k in layer_keys]
+                attn_logits = [sum(q[j] * k[j] for j in head) * inv_attn_scale for k in layer_keys]
                 attn_weights = softmax(attn_logits)
                 x_attn.extend(
                     sum(a * v[j] for a, v in zip(attn_weights, layer_values)) for j in head
@@ -90,10 +90,10 @@ class Model(GPT):
             x = [a + b for a, b in zip(x, x_residual)]
             x_residual = x
             x = rmsnorm(x)
-            x = [xi.relu() for xi in linear(x, layer.mlp_fc1)]
+            x = [relu(xi) for xi in linear(x, layer.mlp_fc1)]
             x = linear(x, layer.mlp_fc2)
             x = [a + b for a, b in zip(x, x_residual)]
         return linear(x, self.lm_head)
 
 
-__all__ = ["HoistedAdam", "LayerWeights", "Model"]
+__all__ = ["HoistedAdam", "Model"]

@@ -16,8 +16,8 @@ at zero (half at the start, over 80% late in training), so the MLP reads and upd
 only the columns of fc2 and rows of fc1 of the active units: skipped terms are exact
 zeros. Adam runs over the flat lists with the baseline's formula.
 
-What is left is the per-number cost of the interpreter: the matrix products and
-weight gradients take half of a step, Adam's 4192 updates a quarter.
+What is left is the per-number cost of the interpreter: the matrix products, the
+weight gradients and Adam's 4192 updates (chapter 12 profiles them).
 
 Results agree with the baseline to rounding, not bit for bit: gradients are summed
 in another order, and Python 3.12+ compensates `sum()` of floats.
@@ -28,7 +28,8 @@ from itertools import chain, repeat
 from operator import add, mul
 
 from ..config import AdamConfig
-from ..model import param_shapes
+from ..numeric import left_sum, softmax
+from ._graph_free import GraphFreeModel
 
 # ---------------------------------------------------------------------------
 # kernels on flat lists
@@ -69,14 +70,6 @@ def rows_from_pairs(pairs_of_rows, cols):
     return out
 
 
-def left_sum(xs):
-    """Left-to-right sum from 0, as the baseline does (Python 3.12+ `sum` compensates)."""
-    total = 0.0
-    for x in xs:
-        total += x
-    return total
-
-
 def rmsnorm(x, inv_n):
     """(normalised x, scale) with the baseline's arithmetic."""
     scale = (left_sum([xi * xi for xi in x]) * inv_n + 1e-5) ** -0.5
@@ -108,31 +101,17 @@ def softmax_columns(scores, cols):
     return list(map(mul, exps, inv_totals * rows))
 
 
-def softmax(logits):
-    """Probabilities as the baseline computes them: exp(l - max) * (sum of exps)^-1."""
-    max_val = max(logits)
-    exps = [math.exp(v - max_val) for v in logits]
-    inv_total = left_sum(exps) ** -1
-    return [e * inv_total for e in exps]
-
-
 # ---------------------------------------------------------------------------
 # the model
 
 
-class Model:
+class Model(GraphFreeModel):
     """microgpt on flat float lists, with forward caches and a hand-written backward."""
 
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
-        self.cfg = cfg
-        self.vocab_size = vocab_size
-        self.adam = adam
-        self.shapes = param_shapes(cfg, vocab_size)
-        self.offsets = {}  # name -> start in self.params
-        self.params = []
-        for name, _, _ in self.shapes:
-            self.offsets[name] = len(self.params)
-            self.params.extend(float(v) for row in weights[name] for v in row)
+        super().__init__(cfg, vocab_size, adam)
+        self.offsets = self.layout.offsets  # name -> start in self.params
+        self.params = self.layout.flatten(weights)
         self.m = [0.0] * len(self.params)  # Adam's running mean of gradients
         self.v = [0.0] * len(self.params)  # Adam's running mean of squared gradients
         self._refresh_views()
@@ -143,13 +122,7 @@ class Model:
 
     def weights(self):
         """The parameters keyed like `init_weights`, as lists of rows."""
-        out = {}
-        for name, rows, cols in self.shapes:
-            start = self.offsets[name]
-            out[name] = [
-                self.params[start + r * cols : start + (r + 1) * cols] for r in range(rows)
-            ]
-        return out
+        return self.layout.unflatten(self.params)
 
     def _matrix(self, name, rows, cols):
         start = self.offsets[name]
@@ -234,7 +207,7 @@ class Model:
         cfg = self.cfg
         E, H, D, L = cfg.n_embd, cfg.n_head, cfg.head_dim, cfg.n_layer
         V = self.vocab_size
-        n = min(cfg.block_size, len(tokens) - 1)
+        n = cfg.positions(len(tokens))
         inv_n = E**-1
         inv_sqrt_d = (D**0.5) ** -1
         keys, values = self.empty_cache()
@@ -325,10 +298,9 @@ class Model:
         cfg = self.adam
         b1, b2, eps = cfg.beta1, cfg.beta2, cfg.eps
         c1, c2 = 1 - b1, 1 - b2
-        lr_t = cfg.lr * (1 - step / num_steps)
-        sqrt = math.sqrt  # a third faster than ** 0.5 (pow), equal to rounding
-        bc1 = 1 - b1 ** (step + 1)
-        bc2 = 1 - b2 ** (step + 1)
+        lr_t = cfg.lr_at(step, num_steps)
+        sqrt = math.sqrt  # faster than ** 0.5 (pow), equal to rounding
+        bc1, bc2 = cfg.bias_corrections(step)
         self.m = m = [b1 * mi + c1 * g for mi, g in zip(self.m, grad)]
         self.v = v = [b2 * vi + c2 * (g * g) for vi, g in zip(self.v, grad)]
         self.params = [
@@ -338,18 +310,13 @@ class Model:
 
     # -- sampling -----------------------------------------------------------
 
-    def generate(self, rng, temperature, bos):
-        """Token ids of one new sequence, drawing from `rng` exactly as the baseline."""
+    def sampler(self, temperature):
+        """`next_probs(token_id, pos_id)`: the next token's probabilities, as floats."""
         keys, values = self.empty_cache()
         inv_temperature = temperature**-1
-        token_id = bos
-        sample = []
-        choices = range(self.vocab_size)
-        for pos_id in range(self.cfg.block_size):
+
+        def next_probs(token_id, pos_id):
             logits, _ = self.forward(token_id, pos_id, keys, values)
-            probs = softmax([logit * inv_temperature for logit in logits])
-            token_id = rng.choices(choices, weights=probs)[0]
-            if token_id == bos:
-                break
-            sample.append(token_id)
-        return sample
+            return softmax([logit * inv_temperature for logit in logits])
+
+        return next_probs

@@ -6,8 +6,8 @@ is `sum(map(mul, ...))` on floats (a C loop) and whose backward is one Python lo
 over the pairs. The attention's weighted sum of values gets the same treatment
 (`WeightedSum`), and the attention score's division by sqrt(head_dim) is folded
 into its `Dot`. For the name "emma" the graph shrinks from 42,513 nodes to 2,889,
-so building it, sorting it and walking it back all get cheaper: about 11x faster
-than `numeric_ce` per step. What is left is the multiply-adds themselves (the
+so building it, sorting it and walking it back all get cheaper (the benchmark
+gives the factor). What is left is the multiply-adds themselves (the
 forward's `sum(map(mul, ...))` and the backward's loops over pairs, a Python-level
 `+=` per weight per position), the walk, and Adam's loop over every parameter.
 """
@@ -124,7 +124,7 @@ class Model(numeric_ce.Model):
 
     def attention_head(self, q, layer_keys, layer_values, hs):
         """One head's output: a `WeightedSum` of the cached values per dimension."""
-        head_dim, inv_scale = self.cfg.head_dim, self.attn_scale**-1
+        head_dim, inv_scale = self.cfg.head_dim, self.inv_attn_scale
         q_h = q[hs : hs + head_dim]
         q_data = [qi.data for qi in q_h]
         attn_logits = []
@@ -148,8 +148,11 @@ class Model(numeric_ce.Model):
     def backward(self, roots):
         topo = topological_order(roots)
         backward(topo)
-        if self.pool is not None:  # fused nodes are not pooled: only `make_node` reuses
-            self.pool.release([node for node in topo if node._local_grads is not None])
+        self.release(topo)
+
+    def release(self, topo):
+        """Only plain `Node`s are recycled: `new_node` never makes a fused one."""
+        super().release([node for node in topo if node._local_grads is not None])
 
 
 __all__ = ["Dot", "Model", "WeightedSum", "backward", "linear"]

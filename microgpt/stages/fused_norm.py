@@ -1,23 +1,20 @@
 """Stage `fused_norm`: RMSNorm's scale becomes one node with its analytic gradient.
 
-`rmsnorm(x)` built about 52 nodes for 16 inputs: a multiply and an add per square,
-a constant, a divide, an add, a power, and the 16 output products. The outputs
+`rmsnorm(x)` built 54 nodes for 16 inputs: a multiply and an add per square and
+the sum's starting 0, the mean's multiply, the epsilon's add (each with its
+constant), a power, and the 16 output products. The outputs
 are `x_i * s` with `s = (mean(x^2) + eps) ** -0.5`, and `s` has a closed-form
 gradient, `ds/dx_j = -s**3 * x_j / n`, so here `s` is one `RMSScale` node whose
-backward is a single loop over `x`: 17 nodes instead of 52, three times per
-position. Measured alone in one process each, CPU time, median of 7 x 20 steps:
-`fused` 14.1 ms/step, `fused_norm` 12.0 (1.17x).
-
-Scratch buffers reused across steps (the weights' floats that the `Dot` nodes
-read, kept in lists made once and refreshed in place with a C-level `map` after
-each Adam update) were measured too: 11.99 ms/step against 11.87 for fresh lists
-each step, no gain, so this stage keeps the simpler fresh lists.
+backward is a single loop over `x`: 17 nodes instead of 54, three times per
+position. Reusing scratch buffers across steps (the weights' floats that the `Dot`
+nodes read, refreshed in place after each Adam update) was tried as well and gave
+no measurable gain, so this stage keeps the simpler fresh lists.
 """
 
 from operator import mul
 
-from . import fused, graph
-from .graph import Node
+from . import fused
+from .graph import Node, new_node
 
 EPS = 1e-5  # as in `microgpt.model.rmsnorm`
 
@@ -47,8 +44,7 @@ def rmsnorm(x):
     x_data = [xi.data for xi in x]
     scale = RMSScale(x, x_data)
     s = scale.data
-    make_node = graph.make_node  # `Node`, or the pool's allocator while one is active
-    return [make_node(xd * s, (xi, scale), (s, xd)) for xi, xd in zip(x, x_data)]
+    return [new_node(xd * s, (xi, scale), (s, xd)) for xi, xd in zip(x, x_data)]
 
 
 class Model(fused.Model):

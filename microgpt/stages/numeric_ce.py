@@ -10,7 +10,8 @@ backward pass starts from all of them at once. The loss itself is a float.
 
 import math
 
-from . import graph, numeric
+from ..numeric import softmax
+from . import graph
 
 
 def cross_entropy(all_logits, tokens):
@@ -18,7 +19,7 @@ def cross_entropy(all_logits, tokens):
     inv_n = 1 / len(all_logits)
     total = 0.0
     for logits, target_id in zip(all_logits, tokens[1:]):
-        probs = numeric.softmax([logit.data for logit in logits])
+        probs = softmax([logit.data for logit in logits])
         total += -math.log(probs[target_id])
         for logit, p in zip(logits, probs):
             logit.grad = p * inv_n
@@ -31,33 +32,23 @@ class Model(graph.Model):
 
     def logits_per_position(self, tokens):
         """The logit nodes of every position of `tokens` (the graph's roots)."""
-        n = min(self.cfg.block_size, len(tokens) - 1)
         keys, values = self.empty_cache()
-        return [self.forward(tokens[pos_id], pos_id, keys, values) for pos_id in range(n)]
+        positions = range(self.cfg.positions(len(tokens)))
+        return [self.forward(tokens[pos_id], pos_id, keys, values) for pos_id in positions]
 
     def train_step(self, tokens, step, num_steps):
         """Forward, backward and one Adam update; returns the loss as a float."""
-        if self.pool is None:
-            all_logits = self.logits_per_position(tokens)
-        else:
-            with self.pool:
-                all_logits = self.logits_per_position(tokens)
+        all_logits = self.logits_per_position(tokens)
         loss = cross_entropy(all_logits, tokens)
         self.backward([logit for logits in all_logits for logit in logits])
         self.optimizer.step(step, num_steps)
         return loss
 
     def backward(self, roots):
-        """Propagate the gradients already set on `roots`, then recycle the graph."""
+        """Propagate the gradients already set on `roots`, then release the graph."""
         topo = graph.topological_order(roots)
         graph.backward(topo)
-        if self.pool is not None:
-            self.pool.release(topo)
-
-    def count_graph_nodes(self, tokens):
-        return graph.count_reachable(
-            [logit for logits in self.logits_per_position(tokens) for logit in logits]
-        )
+        self.release(topo)
 
 
 __all__ = ["Model", "cross_entropy"]

@@ -9,36 +9,32 @@ which every weight matrix is a view, so the update is 14 calls.
 
 Why it is faster: the per-number work moves from the interpreter into compiled loops,
 and the number of Python-level calls per step no longer grows with the name. What is
-left is the fixed cost of each call (about a microsecond, the arrays are tiny) and
-Adam's passes over 4192 numbers, a fifth of a step. numpy reduces a short last axis
+left is the fixed cost of each call (the arrays are tiny) and Adam's passes over
+4192 numbers. numpy reduces a short last axis
 slowly, so sums over rows are products with a column of ones and dot products per row
 use `np.vecdot`. Results agree with the baseline to rounding (BLAS sums in another
 order).
 
-The same code trains on a batch of names padded to the longest one (`train_batch`):
-padding comes after every real position, so the causal mask keeps it out of the real
-positions and a zero weight keeps it out of the loss. `train_batched` is its loop.
+The same code trains on a batch of names padded to the longest one (`train_batch`,
+which `microgpt.train.train` calls with a batch size): padding comes after every real
+position, so the causal mask keeps it out of the real positions and a zero weight
+keeps it out of the loss.
 """
 
-import math
 from functools import lru_cache, partial
 
 import numpy as np
 
 from ..config import AdamConfig
-from ..model import param_shapes
+from ._graph_free import GraphFreeModel
 
 
-class Model:
+class Model(GraphFreeModel):
     """microgpt on numpy arrays: whole-sequence forward, hand-written backward."""
 
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
-        self.cfg = cfg
-        self.vocab_size = vocab_size
-        self.adam = adam
-        self.shapes = param_shapes(cfg, vocab_size)
-        flat = [v for name, _, _ in self.shapes for row in weights[name] for v in row]
-        self.params = np.array(flat, dtype=np.float64)
+        super().__init__(cfg, vocab_size, adam)
+        self.params = np.array(self.layout.flatten(weights), dtype=np.float64)
         self.grads = np.zeros_like(self.params)
         self.m = np.zeros_like(self.params)  # Adam's running mean of gradients
         self.v = np.zeros_like(self.params)  # Adam's running mean of squared gradients
@@ -47,26 +43,16 @@ class Model:
         self.g = self._views(self.grads)
         self.layer_w = self.layer_weights(self.w)
         self.layer_g = self.layer_weights(self.g)
-        self.aranges = [np.arange(T) for T in range(cfg.block_size + 1)]
-        self.masks = {}  # sequence length -> additive causal mask
-        # for each (token id, position), the row with a 1 at the token and at the position:
-        # x0 = onehots @ [wte; wpe] is the embedding sum and its gradient one product back
-        eye = np.eye(vocab_size + cfg.block_size)
-        self.onehot = eye[:vocab_size, None, :] + eye[None, vocab_size:, :]
+        self.mask = np.zeros((0, 0))  # the largest causal mask so far; smaller ones are views
 
     def _views(self, buf):
         """Each matrix as a view into `buf`; wq, wk, wv adjacent form one qkv matrix."""
         cfg, E = self.cfg, self.cfg.n_embd
-        views, start = {}, 0
-        for name, rows, cols in self.shapes:
-            views[name] = buf[start : start + rows * cols].reshape(rows, cols)
-            start += rows * cols
-        # wte and wpe are adjacent: one embedding table for tokens and positions
-        views["emb"] = buf[: (self.vocab_size + cfg.block_size) * E].reshape(-1, E)
+        offsets, views = self.layout.offsets, {}
+        for name, rows, cols in self.layout.shapes:
+            views[name] = buf[offsets[name] : offsets[name] + rows * cols].reshape(rows, cols)
         for li in range(cfg.n_layer):
-            wq = views[f"layer{li}.attn_wq"]
-            start = wq.__array_interface__["data"][0] - buf.__array_interface__["data"][0]
-            start //= buf.itemsize
+            start = offsets[f"layer{li}.attn_wq"]
             views[f"layer{li}.qkv"] = buf[start : start + 3 * E * E].reshape(3 * E, E)
         return views
 
@@ -76,13 +62,13 @@ class Model:
 
     def weights(self):
         """The parameters keyed like `init_weights`, as lists of rows of floats."""
-        return {name: self.w[name].tolist() for name, _, _ in self.shapes}
+        return self.layout.unflatten(self.params.tolist())
 
     def causal_mask(self, T):
         """(T, T) with -inf above the diagonal: position t sees positions 0..t."""
-        if T not in self.masks:
-            self.masks[T] = np.triu(np.full((T, T), -np.inf), k=1)
-        return self.masks[T]
+        if T > len(self.mask):
+            self.mask = np.triu(np.full((T, T), -np.inf), k=1)
+        return self.mask[:T, :T]
 
     # -- forward ------------------------------------------------------------
 
@@ -99,8 +85,7 @@ class Model:
         E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
         B, T = ids.shape
         inv_n = E**-1
-        onehots = self.onehot[ids, self.aranges[T]].reshape(B * T, -1)
-        x_emb = onehots @ self.w["emb"]
+        x_emb = (self.w["wte"][ids] + self.w["wpe"][:T]).reshape(B * T, E)
         x, s_emb = rmsnorm(x_emb, inv_n)
         x_emb_normed = x
         layers = []
@@ -124,7 +109,7 @@ class Model:
             x += x_mid
             layers.append((n1, s1, q, k, v, att, heads, n2, s2, hidden))
         logits = x @ self.w["lm_head"].T
-        return logits, (onehots, x_emb_normed, s_emb, layers, x)
+        return logits, (x_emb_normed, s_emb, layers, x)
 
     # -- backward -----------------------------------------------------------
 
@@ -134,7 +119,8 @@ class Model:
 
     def train_batch(self, token_lists, step, num_steps):
         """One step on the mean loss over every target token of a batch of names."""
-        loss = self.loss_and_grad(token_lists)
+        with quiet():  # an overflow becomes a non-finite loss, reported by the training loop
+            loss = self.loss_and_grad(token_lists)
         self.adam_step(step, num_steps)
         return loss
 
@@ -143,22 +129,22 @@ class Model:
         cfg = self.cfg
         E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
         B = len(token_lists)
-        lengths = [min(cfg.block_size, len(tokens) - 1) for tokens in token_lists]
+        lengths = [cfg.positions(len(tokens)) for tokens in token_lists]
         T = max(lengths)
         inv_n = E**-1
         if B == 1:
             ids = np.array(token_lists[0][: T + 1])
             targets = ids[1:]
             ids = ids[None, :T]
-            rows = self.aranges[T]
+            rows = np.arange(T)
         else:
             padded = np.zeros((B, T + 1), dtype=np.int64)
             for b, tokens in enumerate(token_lists):
                 padded[b, : lengths[b] + 1] = tokens[: lengths[b] + 1]
             ids = padded[:, :T]
-            rows = np.flatnonzero(self.aranges[T] < np.array(lengths)[:, None])
+            rows = np.flatnonzero(np.arange(T) < np.array(lengths)[:, None])
             targets = padded[:, 1:].ravel()[rows]
-        logits, (onehots, x_emb_normed, s_emb, layers, x_out) = self.forward(ids)
+        logits, (x_emb_normed, s_emb, layers, x_out) = self.forward(ids)
 
         probs = logits
         softmax_(probs)
@@ -204,7 +190,13 @@ class Model:
             np.matmul(dqkv.T, n1, out=g_qkv)
             dx += rmsnorm_backward(dqkv @ qkv_w, n1, s1, inv_n)
         dx = rmsnorm_backward(dx, x_emb_normed, s_emb, inv_n)
-        np.matmul(onehots.T, dx, out=g["emb"])
+        # x_emb = wte[ids] + wpe[:T]: a token's row gathers the gradients of its positions
+        # (one product with the one-hot rows of this batch), a position's row those of the batch
+        token_onehots = np.zeros((B * T, self.vocab_size))
+        token_onehots[np.arange(B * T), ids.ravel()] = 1.0
+        np.matmul(token_onehots.T, dx, out=g["wte"])
+        g["wpe"][T:] = 0.0
+        np.add.reduce(dx.reshape(B, T, E), axis=0, out=g["wpe"][:T])
         return loss
 
     def adam_step(self, step, num_steps):
@@ -212,41 +204,47 @@ class Model:
         cfg = self.adam
         g, m, v, p = self.grads, self.m, self.v, self.params
         tmp, denom = self.scratch
-        lr_t = cfg.lr * (1 - step / num_steps)
+        lr_t = cfg.lr_at(step, num_steps)
+        bias1, bias2 = cfg.bias_corrections(step)
         m *= cfg.beta1
         m += np.multiply(g, 1 - cfg.beta1, out=tmp)
         v *= cfg.beta2
         np.multiply(g, g, out=tmp)
         tmp *= 1 - cfg.beta2
         v += tmp
-        np.divide(v, 1 - cfg.beta2 ** (step + 1), out=denom)
+        np.divide(v, bias2, out=denom)
         np.sqrt(denom, out=denom)
         denom += cfg.eps
-        np.divide(m, 1 - cfg.beta1 ** (step + 1), out=tmp)
+        np.divide(m, bias1, out=tmp)
         tmp *= lr_t
         tmp /= denom
         p -= tmp
 
     # -- sampling -----------------------------------------------------------
 
-    def generate(self, rng, temperature, bos):
-        """Token ids of one new sequence, drawing from `rng` exactly as the baseline."""
+    def sampler(self, temperature):
+        """`next_probs(token_id, pos_id)`: the whole prefix again, the last row's softmax."""
         inv_temperature = temperature**-1
-        ids = [bos]
-        choices = range(self.vocab_size)
-        for _ in range(self.cfg.block_size):
-            logits, _ = self.forward(np.array([ids]))
-            last = logits[-1] * inv_temperature
-            softmax_(last)
-            token_id = rng.choices(choices, weights=last.tolist())[0]
-            if token_id == bos:
-                break
+        ids = []
+
+        def next_probs(token_id, pos_id):
             ids.append(token_id)
-        return ids[1:]
+            with quiet():  # extreme weights give non-finite probabilities, which sampling reports
+                logits, _ = self.forward(np.array([ids]))
+                last = logits[-1] * inv_temperature
+                softmax_(last)
+            return last.tolist()
+
+        return next_probs
 
 
 # ---------------------------------------------------------------------------
 # kernels
+
+
+def quiet():
+    """Overflow and NaN pass silently: the training loop and sampling report them."""
+    return np.errstate(all="ignore")
 
 
 # np.vecdot (numpy >= 2) is one call for a dot product per row; einsum does it before
@@ -283,18 +281,3 @@ def rmsnorm_backward(dy, y, scale, inv_n):
     dx = dy - d[:, None] * y
     dx *= scale
     return dx
-
-
-def train_batched(model, docs, tokenizer, num_steps, batch_size):
-    """Train on `batch_size` names per step, taken in order; yields (step, loss)."""
-    for step in range(num_steps):
-        start = step * batch_size
-        batch = [tokenizer.encode(docs[(start + i) % len(docs)]) for i in range(batch_size)]
-        loss = model.train_batch(batch, step, num_steps)
-        if not math.isfinite(loss):
-            from ..train import TrainingDiverged
-
-            raise TrainingDiverged(
-                f"loss is {loss} at step {step + 1}; training stopped (try a smaller batch)"
-            )
-        yield step, loss

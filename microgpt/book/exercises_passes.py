@@ -1,54 +1,37 @@
 """Checkers for the exercises of the optimization chapters (06-13) of the book.
 
 Each `check_*` calls the reader's function on small cases with known answers and
-returns a `microgpt.exercises.Check`: true when every case passes, shown as one
-line saying what is right, or the first thing that is wrong, on which input, and
-how to fix it. Pure standard library, so the checks also run in the browser.
+returns a `microgpt.book.exercises.Check`: true when every case passes, shown as
+one line saying what is right, or the first thing that is wrong, on which input,
+and how to fix it. Written with the `@checker` and `Wrong` of that module. Pure
+standard library, so the checks also run in the browser.
 """
 
-import functools
 import gc
 import math
 import random
 import reprlib
 
-from .engine import Value
-from .exercises import Check
+from .. import numeric
+from ..engine import Value
+from ..stages import flat
+from ..stages.graph import Node
+from .exercises import Wrong, call, checker
 
 TOLERANCE = 1e-9
 
 
-class Wrong(Exception):
-    """Raised inside a checker at the first wrong case; becomes a failed `Check`."""
-
-
-def checker(check):
-    """Turn `check(fn) -> success message` (raising `Wrong`) into `check(fn) -> Check`."""
-
-    @functools.wraps(check)
-    def run(fn):
-        try:
-            return Check(True, check(fn))
-        except Wrong as e:
-            return Check(False, str(e))
-
-    return run
-
-
 def _call(fn, *args):
-    """The reader's result; an exception it raises becomes a `Wrong` naming it."""
-    name = getattr(fn, "__name__", "your function")
+    """`call`, with a hint for the recursion limit: these chapters walk deep graphs."""
     try:
-        return fn(*args)
-    except NotImplementedError:
-        raise Wrong(f"{name} is not written yet: fill in its body, rerun") from None
-    except RecursionError:
-        raise Wrong(
-            f"{name} hit Python's recursion limit: walk the graph with an explicit stack"
-        ) from None
-    except Exception as e:
-        shown = ", ".join(reprlib.repr(a) for a in args)
-        raise Wrong(f"{name}({shown}) raised {type(e).__name__}: {e}") from None
+        return call(fn, *args)
+    except Wrong as e:
+        if isinstance(e.__cause__, RecursionError):
+            name = getattr(fn, "__name__", "your function")
+            raise Wrong(
+                f"{name} hit Python's recursion limit: walk the graph with an explicit stack"
+            ) from e
+        raise
 
 
 def _short(value):
@@ -77,14 +60,6 @@ def _check_vector(what, got, expected, tol=TOLERANCE):
 # chapter 06: numeric inference
 
 
-def reference_softmax(logits):
-    """Softmax on floats, shifted by the max so that exp() cannot overflow."""
-    max_val = max(logits)
-    exps = [math.exp(x - max_val) for x in logits]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
 @checker
 def check_float_softmax(fn):
     """`fn(logits) -> probs` on plain floats, as sampling needs it."""
@@ -96,7 +71,7 @@ def check_float_softmax(fn):
             raise Wrong(f"softmax: changed its input {_short(before)}; return a new list instead")
         if isinstance(probs, list) and any(isinstance(p, Value) for p in probs):
             raise Wrong("softmax: returned Values; sampling needs plain floats (use math.exp)")
-        _check_vector(f"softmax({before})", probs, reference_softmax(before))
+        _check_vector(f"softmax({before})", probs, numeric.softmax(before))
     return "softmax: matches the reference and survives logits near 1000"
 
 
@@ -136,8 +111,6 @@ def _check_order(order, inner, leaves, what):
 @checker
 def check_topological_order(fn):
     """`fn(root) -> nodes`: inner nodes once, children first, on `graph.Node`s with a `_mark`."""
-    from .stages.graph import Node
-
     a = Node(2.0)
     b = a * a  # both children are `a`
     c = a + b
@@ -171,7 +144,7 @@ def check_cross_entropy(fn):
         if not (isinstance(result, tuple) and len(result) == 2):
             raise Wrong(f"cross-entropy: should return (loss, dlogits), got {_short(result)}")
         loss, dlogits = result
-        probs = reference_softmax(logits)
+        probs = numeric.softmax(logits)
         expected_loss = -math.log(probs[target])
         if not abs(loss - expected_loss) <= TOLERANCE:
             raise Wrong(f"cross-entropy: loss {loss} for target {target}, expected {expected_loss}")
@@ -210,17 +183,17 @@ def check_dot_backward(fn):
 # chapter 10: fused RMSNorm
 
 
-def rmsnorm_floats(x, eps=1e-5):
-    scale = (sum(xi * xi for xi in x) / len(x) + eps) ** -0.5
-    return [xi * scale for xi in x]
-
-
-def reference_rmsnorm_backward(x, grad_out, eps=1e-5):
-    """d(loss)/dx of y = x * (mean(x^2) + eps)^-1/2, given d(loss)/dy."""
-    n = len(x)
-    scale = (sum(xi * xi for xi in x) / n + eps) ** -0.5
-    dot = sum(g * xi for g, xi in zip(grad_out, x))
-    return [scale * g - scale**3 * xi * dot / n for g, xi in zip(grad_out, x)]
+def _finite_differences(x, grad_out, h=1e-6):
+    """d(sum(grad_out * rmsnorm(x)))/dx by central differences."""
+    grads = []
+    for i in range(len(x)):
+        up, down = list(x), list(x)
+        up[i] += h
+        down[i] -= h
+        loss_up = sum(g * y for g, y in zip(grad_out, numeric.rmsnorm(up)))
+        loss_down = sum(g * y for g, y in zip(grad_out, numeric.rmsnorm(down)))
+        grads.append((loss_up - loss_down) / (2 * h))
+    return grads
 
 
 @checker
@@ -231,27 +204,16 @@ def check_rmsnorm_backward(fn):
     for x, grad_out in cases:
         grad_out = grad_out or [rng.gauss(0, 1) for _ in x]
         grad_x = _call(fn, list(x), list(grad_out))
-        scale = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
+        inv_n = 1 / len(x)
+        _, scale = flat.rmsnorm(x, inv_n)  # the reference: the `flat` stage's own kernels
         if _max_diff(grad_x, [scale * g for g in grad_out]) <= TOLERANCE:
             raise Wrong("rmsnorm backward: the scale is not a constant; it depends on every x[i]")
         _check_vector(
-            f"grad_x for x={_short(x)}", grad_x, finite_differences(x, grad_out), tol=1e-6
+            f"grad_x for x={_short(x)}", grad_x, _finite_differences(x, grad_out), tol=1e-6
         )
-        _check_vector(f"grad_x for x={_short(x)}", grad_x, reference_rmsnorm_backward(x, grad_out))
+        expected = flat.rmsnorm_backward(grad_out, x, scale, inv_n)
+        _check_vector(f"grad_x for x={_short(x)}", grad_x, expected)
     return "rmsnorm backward: matches finite differences and the analytic gradient"
-
-
-def finite_differences(x, grad_out, h=1e-6):
-    """d(sum(grad_out * rmsnorm(x)))/dx by central differences."""
-    grads = []
-    for i in range(len(x)):
-        up, down = list(x), list(x)
-        up[i] += h
-        down[i] -= h
-        loss_up = sum(g * y for g, y in zip(grad_out, rmsnorm_floats(up)))
-        loss_down = sum(g * y for g, y in zip(grad_out, rmsnorm_floats(down)))
-        grads.append((loss_up - loss_down) / (2 * h))
-    return grads
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import math
 import sys
 import time
 
-from .train import format_step
+from .. import model as baseline
+from ..train import format_step
 
 # ----------------------------------------------------------------------------
 # cmp: is the piece we built by hand the same as the reference?
@@ -141,8 +142,6 @@ def attention_weights(cfg, weights, tokens):
     Runs the baseline `GPT.forward` on `tokens` and records the result of every
     `softmax` it calls: per position, one per head and layer, in that order.
     """
-    from . import model as baseline
-
     gpt = baseline.GPT(cfg, len(weights["wte"]), weights)
     calls = []
     original = baseline.softmax

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -31,9 +32,23 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from . import stages
-from .data import DataError, load_dataset, write_atomic
-from .train import Run
+from .. import files, stages
+from ..config import GPTConfig
+from ..data import load_dataset
+from ..errors import MicrogptError
+from ..sampling import iter_names
+from ..train import Run
+from .args import (
+    ArgumentParser,
+    Output,
+    check_distinct_paths,
+    count,
+    input_file,
+    output_file,
+    positive_int,
+    run_command,
+    whole_number,
+)
 
 FULL_STEPS = 1000  # the run the estimates are for: microgpt's
 DEFAULT_STEPS = 30
@@ -47,7 +62,7 @@ MEMORY_NOTE = (
 )
 
 
-class BenchError(Exception):
+class BenchError(MicrogptError):
     """A benchmark that cannot run; the message says what to do."""
 
 
@@ -102,6 +117,9 @@ def load_modules(names):
 def isolated_gc():
     """Undo a stage's garbage-collector tuning, so it cannot speed up or slow the next one."""
     enabled, threshold = gc.isenabled(), gc.get_threshold()
+    graph = sys.modules.get("microgpt.stages.graph")
+    if graph is not None:  # a pooled stage's spare nodes are not the next stage's to carry
+        graph.free_nodes.clear()
     gc.collect()  # the previous stage's garbage is not this stage's cost
     try:
         yield
@@ -111,10 +129,16 @@ def isolated_gc():
         (gc.enable if enabled else gc.disable)()
 
 
+def timed_docs(docs, num_steps):
+    """The names of the first `num_steps` steps: a names file shorter than that is
+    cycled, as training does, so every step is timed and counted."""
+    return [docs[i % len(docs)] for i in range(num_steps)]
+
+
 def time_training(module, docs, num_steps):
     """(wall s, CPU s, the trained Run) of `num_steps` fresh steps: a full run's first steps."""
     run = Run(docs, module, seed=42)
-    tokens = [run.tokenizer.encode(doc) for doc in run.docs[:num_steps]]
+    tokens = [run.tokenizer.encode(doc) for doc in timed_docs(run.docs, num_steps)]
     start, start_cpu = time.perf_counter(), time.process_time()
     for step, toks in enumerate(tokens):
         run.model.train_step(toks, step, FULL_STEPS)
@@ -122,10 +146,15 @@ def time_training(module, docs, num_steps):
 
 
 def time_sampling(run, num_samples):
-    """Seconds to draw `num_samples` names; the rng is rewound so repeats draw the same."""
+    """Seconds to draw `num_samples` names; the rng is rewound so repeats draw the same.
+
+    The names are drawn one by one and dropped: `--samples 10000000` takes long, but
+    no memory.
+    """
     state = run.rng.getstate()
     start = time.perf_counter()
-    run.sample(num_samples)
+    for _ in iter_names(run.model, run.tokenizer, run.rng, num_samples):
+        pass
     elapsed = time.perf_counter() - start
     run.rng.setstate(state)
     return elapsed
@@ -180,12 +209,13 @@ def peak_rss_child(argv):
     stage, data_path, num_steps, num_samples = argv[0], argv[1], int(argv[2]), int(argv[3])
     docs = load_dataset(data_path).docs
     run = Run(docs, stages.load(stage), seed=42)
-    for step, doc in enumerate(run.docs[:num_steps]):
+    for step, doc in enumerate(timed_docs(run.docs, num_steps)):
         run.model.train_step(run.tokenizer.encode(doc), step, FULL_STEPS)
     # the longest name builds the largest step; its peak is the peak of a whole run
     longest = max(run.docs, key=len)
     run.model.train_step(run.tokenizer.encode(longest), num_steps, FULL_STEPS)
-    run.sample(num_samples)
+    for _ in iter_names(run.model, run.tokenizer, run.rng, num_samples):
+        pass
     print(json.dumps({"peak_mib": peak_rss_mib()}))
 
 
@@ -195,11 +225,13 @@ def measure_peak_mib(stage, data_path, num_steps, num_samples):
         import resource  # noqa: F401  (absent on Windows; in Pyodide find_spec raises)
     except ImportError:
         return None
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding `microgpt`
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.getenv("PYTHONPATH")]))
     )
-    code = "import sys; from microgpt.bench import peak_rss_child; peak_rss_child(sys.argv[1:])"
+    code = (
+        "import sys; from microgpt.tools.bench import peak_rss_child; peak_rss_child(sys.argv[1:])"
+    )
     args = [sys.executable, "-c", code, stage, str(data_path), str(num_steps), str(num_samples)]
     done = subprocess.run(args, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -210,7 +242,8 @@ def measure_peak_mib(stage, data_path, num_steps, num_samples):
 
 def num_positions(docs):
     """Token positions trained on: the work of a step grows with the name's length."""
-    return sum(min(16, len(doc) + 1) for doc in docs)
+    cfg = GPTConfig()  # the configuration every timing trains
+    return sum(cfg.positions(len(doc) + 2) for doc in docs)  # BOS, the name, BOS
 
 
 @dataclass
@@ -282,12 +315,10 @@ def summarize(results, docs, num_steps):
 
 def full_run_scale(docs, num_steps):
     """Token positions per step of the full run over those of the timed steps (about 1)."""
-    import random
-
     shuffled = list(docs)
     random.Random(42).shuffle(shuffled)  # Run's order: the same seed, the same first call
     full = [shuffled[i % len(shuffled)] for i in range(FULL_STEPS)]
-    timed = shuffled[:num_steps]
+    timed = timed_docs(shuffled, num_steps)
     return (num_positions(full) / FULL_STEPS) / (num_positions(timed) / num_steps)
 
 
@@ -431,20 +462,8 @@ def render_plot(report):
 # command line
 
 
-def at_most_full_run(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= FULL_STEPS:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 1 and {FULL_STEPS}")
-    return value
-
-
-def bench_parser(parser_class):
-    from .cli import count, positive_int
-
-    p = parser_class(
+def bench_parser():
+    p = ArgumentParser(
         prog="python -m microgpt bench",
         description="Time the stages side by side (interleaved rounds, medians) and print a table.",
     )
@@ -457,7 +476,7 @@ def bench_parser(parser_class):
     )
     p.add_argument(
         "--steps",
-        type=at_most_full_run,
+        type=whole_number(1, FULL_STEPS),
         default=DEFAULT_STEPS,
         help=f"training steps timed per stage, on the same names for all (default {DEFAULT_STEPS})",
     )
@@ -473,34 +492,65 @@ def bench_parser(parser_class):
         default=DEFAULT_SAMPLES,
         help=f"names sampled per timing (default {DEFAULT_SAMPLES}; 0 skips sampling)",
     )
-    p.add_argument("--data", metavar="PATH", help="names file (default: as for training)")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
-    p.add_argument("--markdown", metavar="PATH", help="write the markdown table here")
+    p.add_argument(
+        "--data", metavar="PATH", type=input_file, help="names file (default: as for training)"
+    )
+    p.add_argument(
+        "--json", metavar="PATH", type=output_file, help="write the results as JSON here"
+    )
+    p.add_argument(
+        "--markdown", metavar="PATH", type=output_file, help="write the markdown table here"
+    )
     p.add_argument(
         "--update-readme",
         metavar="PATH",
+        type=output_file,
         help=f"replace the table between {README_START} and {README_END} in this file",
     )
-    p.add_argument("--plot", metavar="PATH", help="write a bar chart here (needs matplotlib)")
+    p.add_argument(
+        "--plot", metavar="PATH", type=output_file, help="write a bar chart here (needs matplotlib)"
+    )
     return p
 
 
 def check_outputs(args, parser):
-    """Catch unusable output paths before minutes of measuring, not after."""
-    for flag in ("json", "markdown", "plot", "update_readme"):
-        path = getattr(args, flag)
-        if path and Path(path).is_dir():
-            parser.error(f"--{flag.replace('_', '-')} {path}: is a directory; give a file name")
+    """Catch unusable outputs before minutes of measuring, not after (paths: `output_file`)."""
+    outputs = {
+        "--json": args.json,
+        "--markdown": args.markdown,
+        "--plot": args.plot,
+        "--update-readme": args.update_readme,
+    }
+    clash = check_distinct_paths(outputs, {"--data": args.data})
+    if clash:
+        parser.error(clash)
     if args.update_readme:
         path = Path(args.update_readme)
         if not path.is_file():
             parser.error(f"--update-readme {path}: no such file")
         try:
-            replace_between_markers(path.read_text(encoding="utf-8"), "", path)
+            replace_between_markers(read_readme(path), "", path)
         except BenchError as e:
-            parser.error(str(e))
+            parser.error(f"--update-readme {e}")
     if args.plot and find_spec("matplotlib") is None:
         raise BenchError("--plot needs matplotlib; install it with: pip install matplotlib")
+
+
+def read_readme(path):
+    """The text of the file --update-readme names, or a `BenchError` saying why not."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise BenchError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
+
+
+def write_output(flag, path, data):
+    try:
+        files.write_atomic(path, data)
+    except OSError as e:  # a full disk, a folder gone meanwhile: the old file is intact
+        raise BenchError(f"{flag} {path}: not written ({e.strerror or e})") from None
 
 
 def bench(args, argv, log):
@@ -528,36 +578,32 @@ def bench(args, argv, log):
         "memory": MEMORY_NOTE,
         "command": " ".join(["python -m microgpt bench", *argv]),
     }
-    print(render_text(report), end="")
     if args.json:
-        write_atomic(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+        write_output("--json", args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     markdown = render_markdown(report)
     if args.markdown:
-        write_atomic(args.markdown, markdown.encode("utf-8"))
+        write_output("--markdown", args.markdown, markdown.encode("utf-8"))
     if args.update_readme:
         path = Path(args.update_readme)
-        text = replace_between_markers(path.read_text(encoding="utf-8"), markdown, path)
-        write_atomic(path, text.encode("utf-8"))
+        text = replace_between_markers(read_readme(path), markdown, path)
+        write_output("--update-readme", path, text.encode("utf-8"))
     if args.plot:
-        write_atomic(args.plot, render_plot(report))
+        write_output("--plot", args.plot, render_plot(report))
+    Output()(render_text(report), end="")  # last: the files are written if stdout is closed
     return report
 
 
-def bench_main(argv, parser_class):
+def main(argv):
     """Entry point of `python -m microgpt bench`; returns the exit code."""
     argv = list(argv)
-    parser = bench_parser(parser_class)
+    parser = bench_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def measure():
         check_outputs(args, parser)
         bench(args, argv, lambda msg: print(msg, file=sys.stderr, flush=True))
-    except (BenchError, DataError, stages.StageError) as e:
-        print(f"microgpt bench: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("microgpt bench: interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_command("microgpt bench", measure)
 
 
-__all__ = ["bench_main", "render_markdown", "render_text", "replace_between_markers"]
+__all__ = ["main", "render_markdown", "render_text", "replace_between_markers"]

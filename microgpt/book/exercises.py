@@ -3,14 +3,21 @@
 Each `check_*` calls the reader's function on a few cases chosen to expose the
 usual mistakes and returns a `Check`: true when every case passes, and shown as
 one line saying what passed or what went wrong and how to fix it.
+
+A checker is written as a function that returns its success message and raises
+`Wrong` at the first wrong case; `@checker` turns that into a `Check`. The
+checkers of chapters 06-13 (`microgpt.book.exercises_passes`) are built the same way.
 """
 
+import functools
 import math
 import reprlib
 
-from .config import AdamConfig
-from .engine import Value, topological_order
-from .optim import Adam
+from .. import numeric
+from ..config import AdamConfig, GPTConfig
+from ..engine import Value, topological_order
+from ..model import param_shapes
+from ..optim import Adam
 
 
 class Check:
@@ -27,15 +34,37 @@ class Check:
         return self.message
 
 
-def run_reader(fn, *args):
-    """Call the reader's function; an exception becomes a failed `Check` instead."""
+class Wrong(Exception):
+    """Raised inside a checker at the first wrong case; becomes a failed `Check`."""
+
+
+def checker(check):
+    """Turn `check(fn) -> success message` (raising `Wrong`) into `check(fn) -> Check`."""
+
+    @functools.wraps(check)
+    def run(fn):
+        try:
+            return Check(True, check(fn))
+        except Wrong as e:
+            return Check(False, str(e))
+
+    return run
+
+
+def call(fn, *args):
+    """The reader's result; an exception it raises becomes a `Wrong` naming it.
+
+    The reader's exception is kept as the `__cause__`, so that a checker with a
+    better hint for it (an overflow, the recursion limit) can catch the `Wrong`.
+    """
+    name = getattr(fn, "__name__", "your function")
     try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, Check(False, f"{fn.__name__} is not written yet: fill in its body, rerun")
+        return fn(*args)
+    except NotImplementedError as e:
+        raise Wrong(f"{name} is not written yet: fill in its body, rerun") from e
     except Exception as e:
         shown = ", ".join(reprlib.repr(a) for a in args)
-        return None, Check(False, f"{fn.__name__}({shown}) raised {type(e).__name__}: {e}")
+        raise Wrong(f"{name}({shown}) raised {type(e).__name__}: {e}") from e
 
 
 def close(a, b, tol=1e-9):
@@ -46,16 +75,12 @@ def close(a, b, tol=1e-9):
 # chapter 00: the size of the model
 
 
+@checker
 def check_num_params(num_params):
     """`num_params(cfg, vocab_size)`: how many numbers the GPT learns, from its shapes."""
-    from .config import GPTConfig
-    from .model import param_shapes
-
     configs = [(GPTConfig(), 27), (GPTConfig(n_layer=2), 27), (GPTConfig(n_embd=32), 50)]
     for cfg, vocab_size in configs:
-        got, failed = run_reader(num_params, cfg, vocab_size)
-        if failed is not None:
-            return failed
+        got = call(num_params, cfg, vocab_size)
         expected = sum(rows * cols for _, rows, cols in param_shapes(cfg, vocab_size))
         if got != expected:
             embeddings = (2 * vocab_size + cfg.block_size) * cfg.n_embd
@@ -65,129 +90,112 @@ def check_num_params(num_params):
                 hint = "wte, wpe and lm_head are missing"
             else:
                 hint = "add wte, wpe, lm_head and 12 * n_embd**2 per layer"
-            return Check(
-                False, f"{cfg} with vocab {vocab_size}: got {got}, expected {expected}; {hint}"
-            )
-    return Check(True, "num_params: embeddings, lm_head and 12 * n_embd**2 per layer")
+            raise Wrong(f"{cfg} with vocab {vocab_size}: got {got}, expected {expected}; {hint}")
+    return "num_params: embeddings, lm_head and 12 * n_embd**2 per layer"
 
 
 # ----------------------------------------------------------------------------
 # chapter 01: the tokenizer
 
 
+@checker
 def check_encode(encode):
     """`encode(doc, chars)`: the ids of doc's characters in chars, BOS = len(chars) at both ends."""
     chars = list("abcdefghijklmnopqrstuvwxyz")
     bos = len(chars)
     for doc in ["emma", "ann", "z", ""]:
-        got, failed = run_reader(encode, doc, chars)
-        if failed is not None:
-            return failed
+        got = call(encode, doc, chars)
         expected = [bos] + [chars.index(ch) for ch in doc] + [bos]
         if not isinstance(got, list):
-            return Check(
-                False, f"encode({doc!r}, chars) returned a {type(got).__name__}, not a list"
-            )
+            raise Wrong(f"encode({doc!r}, chars) returned a {type(got).__name__}, not a list")
         if got == expected:
             continue
         if got == expected[1:-1]:
-            return Check(False, f"encode({doc!r}) = {got}: BOS ({bos}) is missing at both ends")
+            raise Wrong(f"encode({doc!r}) = {got}: BOS ({bos}) is missing at both ends")
         if got[:1] != [bos]:
-            return Check(False, f"encode({doc!r}) = {got}: should start with BOS = {bos}")
+            raise Wrong(f"encode({doc!r}) = {got}: should start with BOS = {bos}")
         if got[-1:] != [bos]:
-            return Check(False, f"encode({doc!r}) = {got}: should end with BOS = {bos}")
-        return Check(
-            False, f"encode({doc!r}) = {got}, expected {expected} (an id is the index in chars)"
-        )
-    return Check(True, "encode: ids are indices into chars, with BOS at both ends")
+            raise Wrong(f"encode({doc!r}) = {got}: should end with BOS = {bos}")
+        raise Wrong(f"encode({doc!r}) = {got}, expected {expected} (an id is the index in chars)")
+    return "encode: ids are indices into chars, with BOS at both ends"
 
 
 # ----------------------------------------------------------------------------
 # chapters 02-03: softmax, a new Value op, RMSNorm
 
 
-def reference_softmax(logits):
-    m = max(logits)
-    exps = [math.exp(x - m) for x in logits]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
+@checker
 def check_softmax(softmax):
     """`softmax(logits)` on a list of floats: probabilities, stable for large logits."""
     for logits in ([1.0, 2.0, 3.0], [0.0], [-2.0, 0.5, 0.5, 4.0], [1000.0, 1001.0, 1002.0]):
-        got, failed = run_reader(softmax, logits)
-        if failed is not None and logits[0] == 1000.0 and "OverflowError" in failed.message:
-            return Check(
-                False, "softmax overflows on logits near 1000: subtract max(logits) before exp()"
-            )
-        if failed is not None:
-            return failed
-        expected = reference_softmax(logits)
+        try:
+            got = call(softmax, logits)
+        except Wrong as e:
+            if logits[0] == 1000.0 and isinstance(e.__cause__, OverflowError):
+                raise Wrong(
+                    "softmax overflows on logits near 1000: subtract max(logits) before exp()"
+                ) from e
+            raise
+        expected = numeric.softmax(logits)
         got = [getattr(p, "data", p) for p in got]
         if len(got) != len(expected):
-            return Check(
-                False, f"softmax({logits}) gave {len(got)} numbers, expected {len(logits)}"
-            )
+            raise Wrong(f"softmax({logits}) gave {len(got)} numbers, expected {len(logits)}")
         if not close(sum(got), 1.0):
-            return Check(False, f"softmax({logits}) sums to {sum(got)}, not 1: divide by the total")
+            raise Wrong(f"softmax({logits}) sums to {sum(got)}, not 1: divide by the total")
         if not all(close(g, e) for g, e in zip(got, expected)):
-            return Check(False, f"softmax({logits}) = {got}, expected {expected}")
-    return Check(True, "softmax: matches exp(x - max) / sum, also for logits near 1000")
+            raise Wrong(f"softmax({logits}) = {got}, expected {expected}")
+    return "softmax: matches exp(x - max) / sum, also for logits near 1000"
 
 
+@checker
 def check_tanh(tanh):
     """`tanh(x)` for a `Value` x: the right value, and a gradient that flows back to x."""
     for x in (0.5, -1.3, 0.0, 2.0):
         v = Value(x)
-        out, failed = run_reader(tanh, v)
-        if failed is not None:
-            return failed
+        out = call(tanh, v)
         if not isinstance(out, Value):
-            return Check(False, f"tanh returned a {type(out).__name__}: return a Value")
+            raise Wrong(f"tanh returned a {type(out).__name__}: return a Value")
         if not close(out.data, math.tanh(x)):
-            return Check(False, f"tanh({x}).data = {out.data}, expected {math.tanh(x)}")
+            raise Wrong(f"tanh({x}).data = {out.data}, expected {math.tanh(x)}")
         (out * 3.0).backward()  # a parent above tanh: the chain rule must scale the gradient
         expected = 3.0 * (1 - math.tanh(x) ** 2)
         if v.grad == 0 and expected != 0:
-            return Check(
-                False,
-                f"x.grad stayed 0 at x={x}: give the output x as a child, with its local grad",
+            raise Wrong(
+                f"x.grad stayed 0 at x={x}: give the output x as a child, with its local grad"
             )
         if not close(v.grad, expected, 1e-7):
-            return Check(
-                False,
+            raise Wrong(
                 f"at x={x}, d(3*tanh(x))/dx came out {v.grad}, expected {expected}: "
-                "the local gradient of tanh is 1 - tanh(x)**2",
+                "the local gradient of tanh is 1 - tanh(x)**2"
             )
-    return Check(True, "tanh: values and gradients match 1 - tanh(x)**2")
+    return "tanh: values and gradients match 1 - tanh(x)**2"
 
 
+@checker
 def check_rmsnorm(rmsnorm):
     """`rmsnorm(x)` on a list of floats: x / sqrt(mean(x**2) + 1e-5), no mean subtracted."""
     for x in ([0.0, 0.0, 0.0], [3.0, 3.0], [1.0, 2.0, 3.0, 4.0], [0.5, -0.5, 2.0]):
-        got, failed = run_reader(rmsnorm, x)
-        if failed is not None and x == [0.0, 0.0, 0.0] and "ZeroDivisionError" in failed.message:
-            return Check(False, f"rmsnorm of zeros failed ({failed.message[2:]}): add 1e-5 to ms")
-        if failed is not None:
-            return failed
+        try:
+            got = call(rmsnorm, x)
+        except Wrong as e:
+            if x == [0.0, 0.0, 0.0] and isinstance(e.__cause__, ZeroDivisionError):
+                raise Wrong(f"rmsnorm of zeros failed ({e}): add 1e-5 to ms") from e
+            raise
         got = [getattr(g, "data", g) for g in got]
-        scale = (sum(xi * xi for xi in x) / len(x) + 1e-5) ** -0.5
-        expected = [xi * scale for xi in x]
+        expected = numeric.rmsnorm(x)
         if all(close(g, e) for g, e in zip(got, expected)) and len(got) == len(x):
             continue
         if x == [3.0, 3.0] and all(abs(g) < 1e-3 for g in got):
-            return Check(
-                False, "rmsnorm([3, 3]) is ~0: do not subtract the mean (that is LayerNorm)"
-            )
-        return Check(False, f"rmsnorm({x}) = {got}, expected {expected}")
-    return Check(True, "rmsnorm: x / sqrt(mean(x**2) + 1e-5)")
+            raise Wrong("rmsnorm([3, 3]) is ~0: do not subtract the mean (that is LayerNorm)")
+        raise Wrong(f"rmsnorm({x}) = {got}, expected {expected}")
+    return "rmsnorm: x / sqrt(mean(x**2) + 1e-5)"
 
 
 # ----------------------------------------------------------------------------
 # chapter 04: Adam
 
 
+@checker
 def check_adam(adam_update):
     """`adam_update(data, grad, m, v, step, num_steps, cfg)` -> (data, m, v) for one parameter."""
     cfg = AdamConfig()
@@ -198,32 +206,29 @@ def check_adam(adam_update):
     for step, grad in enumerate([0.5, -0.2, 0.1, 0.7, -0.4, 0.0, 0.3, 0.2, -0.1, 0.05]):
         p.grad = grad
         reference.step(step, num_steps)
-        got, failed = run_reader(adam_update, data, grad, m, v, step, num_steps, cfg)
-        if failed is not None:
-            return failed
+        got = call(adam_update, data, grad, m, v, step, num_steps, cfg)
         if not (isinstance(got, tuple) and len(got) == 3):
-            return Check(False, "adam_update must return a tuple (data, m, v)")
+            raise Wrong("adam_update must return a tuple (data, m, v)")
         data, m, v = got
         if not close(m, reference.m[0]):
-            return Check(False, f"step {step}: m = {m}, expected {reference.m[0]} (beta1 average)")
+            raise Wrong(f"step {step}: m = {m}, expected {reference.m[0]} (beta1 average)")
         if not close(v, reference.v[0]):
-            return Check(
-                False, f"step {step}: v = {v}, expected {reference.v[0]} (beta2 of grad**2)"
-            )
+            raise Wrong(f"step {step}: v = {v}, expected {reference.v[0]} (beta2 of grad**2)")
         if not close(data, p.data):
             hint = (
                 "divide m and v by (1 - beta**(step + 1)) before the update"
                 if step == 0
                 else "the learning rate decays: lr * (1 - step / num_steps)"
             )
-            return Check(False, f"step {step}: data = {data}, expected {p.data}; {hint}")
-    return Check(True, "adam_update: ten steps match microgpt.optim.Adam")
+            raise Wrong(f"step {step}: data = {data}, expected {p.data}; {hint}")
+    return "adam_update: ten steps match microgpt.optim.Adam"
 
 
 # ----------------------------------------------------------------------------
 # chapter 05: the size of the graph
 
 
+@checker
 def check_count_nodes(count_nodes):
     """`count_nodes(root)`: distinct Values reachable from `root`, itself included."""
     a, b = Value(2.0), Value(3.0)
@@ -236,20 +241,19 @@ def check_count_nodes(count_nodes):
         chain = chain + 1.0
     for name, root in (("a single Value", a), ("a*b + exp(a*b)", diamond), ("a long chain", chain)):
         expected = len(topological_order(root))
-        got, failed = run_reader(count_nodes, root)
-        if failed is not None and "RecursionError" in failed.message:
-            return Check(
-                False,
-                f"{name}: RecursionError; walk the graph with an explicit stack, not recursion",
-            )
-        if failed is not None:
-            return failed
+        try:
+            got = call(count_nodes, root)
+        except Wrong as e:
+            if isinstance(e.__cause__, RecursionError):
+                raise Wrong(
+                    f"{name}: RecursionError; walk the graph with an explicit stack, not recursion"
+                ) from e
+            raise
         if got == expected:
             continue
         if isinstance(got, int) and got > expected:
-            return Check(
-                False,
-                f"{name}: counted {got}, expected {expected}; count a shared node once (a set)",
+            raise Wrong(
+                f"{name}: counted {got}, expected {expected}; count a shared node once (a set)"
             )
-        return Check(False, f"{name}: counted {got}, expected {expected}")
-    return Check(True, "count_nodes: shared nodes once, deep graphs without recursion")
+        raise Wrong(f"{name}: counted {got}, expected {expected}")
+    return "count_nodes: shared nodes once, deep graphs without recursion"

@@ -1,0 +1,246 @@
+"""`python -m microgpt`: train and print names, sample from a checkpoint, list stages.
+
+User mistakes end in one line on stderr (see `microgpt.tools.args`).
+"""
+
+import os
+import random
+import sys
+
+from .. import checkpoint, stages
+from ..data import Tokenizer, data_source, load_dataset
+from ..errors import MicrogptError, forget_interrupt, raise_interrupts
+from ..sampling import iter_names
+from ..train import INFERENCE_HEADER, Run, format_sample, format_step
+from . import bench
+from .args import (
+    ArgumentParser,
+    Output,
+    check_distinct_paths,
+    check_environment_paths,
+    count,
+    error_line,
+    flush_stdout,
+    input_file,
+    integer,
+    output_file,
+    positive_int,
+    run_command,
+    silence_stdout,
+    stage_name,
+    temperature,
+    whole_number,
+)
+from .profiling import PROFILE_VARIABLES, profiled
+
+COMMANDS = ("train", "sample", "stages", "bench")
+# names per step: one batch of B names of up to block_size tokens is B x block_size x vocab
+# numbers in the embedding's backward, so B is bounded here, not by the machine's memory
+MAX_BATCH = 1024
+
+
+def add_stage_flag(parser, what):
+    parser.add_argument(
+        "--stage",
+        type=stage_name,
+        default=None,
+        help=f"{what} (default: the fastest available; see `stages`)",
+    )
+
+
+def add_sampling_flags(parser):
+    parser.add_argument(
+        "--samples", type=count, default=20, help="how many names to print (default 20)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=temperature,
+        default=0.5,
+        help="sampling temperature, > 0; lower is safer, higher is wilder (default 0.5)",
+    )
+
+
+def train_parser(prog):
+    p = ArgumentParser(
+        prog=prog,
+        description="Train microgpt on a list of names, then print new names it invents.",
+        epilog="Other commands: sample, stages, bench (each has --help).",
+    )
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps (default 1000)")
+    p.add_argument(
+        "--seed", type=integer, default=42, help="random seed (default 42, the original's)"
+    )
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        type=input_file,
+        help="names file, one per line (default: $MICROGPT_DATA, ./input.txt, the cache, "
+        "or a download of makemore's names.txt)",
+    )
+    add_stage_flag(p, f"implementation to run, one of {', '.join(stages.names())}")
+    p.add_argument(
+        "--save",
+        metavar="PATH",
+        type=output_file,
+        help="write a JSON checkpoint here after training",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=whole_number(1, MAX_BATCH),
+        default=None,
+        help=f"names per step, 1 to {MAX_BATCH}, padded and masked "
+        "(batched stages only; changes the algorithm)",
+    )
+    add_sampling_flags(p)
+    return p
+
+
+def sample_parser(prog):
+    p = ArgumentParser(prog=prog, description="Print names sampled from a saved checkpoint.")
+    p.add_argument(
+        "--load",
+        metavar="PATH",
+        type=input_file,
+        required=True,
+        help="checkpoint written by --save",
+    )
+    p.add_argument("--seed", type=integer, default=42, help="random seed for sampling (default 42)")
+    add_stage_flag(p, "implementation to sample with")
+    add_sampling_flags(p)
+    return p
+
+
+def names_input(path):
+    """{where it is given: path} of the names file a run will read, if the user gave one."""
+    given = data_source(path)
+    return {given[1]: given[0]} if given else {}
+
+
+def cmd_train(args):
+    stage = args.stage or stages.default_name()
+    if args.batch_size and not stages.BY_NAME[stage].batched:
+        batched = ", ".join(s.name for s in stages.STAGES if s.batched)
+        train_parser("python -m microgpt").error(
+            f"--batch-size needs a stage that trains on batches ({batched}), not {stage}"
+        )
+    module = stages.load(stage)
+    dataset = load_dataset(args.data)
+    if dataset.is_fallback:
+        print(f"training on the {dataset.source} ({len(dataset.docs)} names)", file=sys.stderr)
+    say = Output(keep_going=bool(args.save))
+    run = Run(dataset.docs, module, seed=args.seed)
+    if args.save and len(run.tokenizer.chars) >= checkpoint.MAX_VOCAB:
+        raise checkpoint.CheckpointError(
+            f"--save {args.save}: the names use {len(run.tokenizer.chars):,} distinct "
+            f"characters; a checkpoint holds fewer than {checkpoint.MAX_VOCAB:,}"
+        )
+    say(f"num docs: {len(run.docs)}")
+    say(f"vocab size: {run.tokenizer.vocab_size}")
+    say(f"num params: {run.model.num_params}")
+    for step, loss in run.train(args.steps, args.batch_size):
+        say(format_step(step, args.steps, loss), flush=step + 1 == args.steps)
+    save_failed = None
+    if args.save:
+        try:
+            checkpoint.save(args.save, run.model, run.tokenizer, stage, args.steps)
+        except OSError as e:  # a full disk: say so after the names, which are still good
+            save_failed = checkpoint.CheckpointError(
+                f"--save {args.save}: the checkpoint could not be written ({e.strerror or e}); "
+                "any file that was there is unchanged"
+            )
+    say()
+    say(INFERENCE_HEADER)
+    names = iter_names(run.model, run.tokenizer, run.rng, args.samples, args.temperature)
+    for i, name in enumerate(names):
+        say(format_sample(i, name))
+    if save_failed:
+        raise save_failed
+    if say.error:
+        raise say.error
+
+
+def cmd_sample(args):
+    module = stages.load(args.stage or stages.default_name())
+    cfg, chars, weights = checkpoint.load(args.load)
+    tokenizer = Tokenizer(chars)
+    model = module.Model(cfg, tokenizer.vocab_size, weights)
+    rng = random.Random(args.seed)
+    say = Output()
+    for i, name in enumerate(iter_names(model, tokenizer, rng, args.samples, args.temperature)):
+        say(format_sample(i, name))
+
+
+def cmd_stages(args):
+    available = {stage.name for stage in stages.available()}
+    default = stages.default_name()
+    say = Output()
+    for stage in stages.STAGES:
+        mark = "*" if stage.name == default else " "
+        note = "" if stage.name in available else f"  (needs {' '.join(stage.requires)})"
+        say(f"{mark} {stage.name:<18} {stage.summary}{note}")
+
+
+def main(argv=None):
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
+    prog = f"python -m microgpt {command}"
+    profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
+    if command == "train":
+        parser = train_parser("python -m microgpt")
+        args = parser.parse_args(argv)
+        action = cmd_train
+        clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
+    elif command == "sample":
+        parser = sample_parser(prog)
+        args = parser.parse_args(argv)
+        action = cmd_sample
+        clash = check_distinct_paths(profiles, {"--load": args.load})
+    elif command == "stages":
+        ArgumentParser(
+            prog=prog, description="List the stages, fastest available marked *."
+        ).parse_args(argv)
+        args, action, clash = None, cmd_stages, None
+    else:
+        return bench.main(argv)
+    if clash:
+        parser.error(clash)
+    try:
+        check_environment_paths(os.environ, PROFILE_VARIABLES)
+    except MicrogptError as e:
+        error_line("microgpt", e)
+        return 2
+
+    def profiled_action():
+        with profiled():
+            action(args)
+
+    return run_command("microgpt", profiled_action)
+
+
+def run():
+    """Console-script entry point (`microgpt ...`); Ctrl-C anywhere is one line, exit 130.
+
+    Output that cannot be encoded (a CJK name on an ASCII terminal) is escaped, not a
+    crash; what is still buffered is flushed here, so a closed pipe (`--help | head`)
+    ends quietly instead of failing the interpreter's last flush.
+    """
+    raise_interrupts()  # the loading is over: Ctrl-C is a KeyboardInterrupt again
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure:
+        reconfigure(errors="backslashreplace")
+    try:
+        code = main()
+    except SystemExit as e:  # argparse: --help, a bad flag
+        code = e.code
+    except BrokenPipeError:  # `--help | head` with unbuffered output
+        silence_stdout()
+        code = 0
+    except KeyboardInterrupt:
+        print("microgpt: interrupted", file=sys.stderr)
+        code = 130
+    if not flush_stdout() and code == 0:
+        print("microgpt: error: standard output cannot be written", file=sys.stderr)
+        code = 1
+    forget_interrupt()
+    sys.exit(code)
