@@ -35,8 +35,9 @@ format: $(VENV)/.installed
 	$(PY) -m ruff format microgpt tests book lite benchmarks conftest.py
 	$(PY) -m ruff check --fix microgpt tests book lite benchmarks conftest.py
 
+# Two workers; --dist loadfile keeps each notebook's cells (and each test file) on one worker.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 # No notebooks, no browser, no 1000-step runs, no book build: on two workers.
 check: lint

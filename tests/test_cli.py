@@ -189,7 +189,8 @@ def test_profiles_are_written(small_names, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("MICROGPT_CPU_PROFILE", str(tmp_path / "cpu.prof"))
     monkeypatch.setenv("MICROGPT_MEM_PROFILE", str(tmp_path / "mem.txt"))
-    assert main(["--data", str(small_names), "--steps", "2", "--stage", "baseline"]) == 0
+    argv = ["--data", str(small_names), "--steps", "2", "--samples", "1", "--stage", "gc"]
+    assert main(argv) == 0
     stats = pstats.Stats(str(tmp_path / "cpu.prof"))
     assert any("backward" in func[2] for func in stats.stats)
     report = (tmp_path / "mem.txt").read_text()

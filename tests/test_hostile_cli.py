@@ -686,12 +686,24 @@ def test_closed_pipe_is_quiet(tmp_path, names, buffered):
 # class 11: Ctrl-C, and errors naming where the input came from
 
 
+def as_in_a_terminal():
+    """Ctrl-C as a terminal delivers it: a test run in the background (`pytest &`) hands
+    its children SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(args, cwd, env, delay, after=None):
     """(exit code, stderr lines) of the CLI sent SIGINT `delay` s after it starts, or after
     stderr shows the import of module `after` (`-X importtime` reports each import)."""
     argv = [sys.executable, *(["-X", "importtime"] if after else []), "-m", "microgpt", *args]
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
     )
     lines = []
     if after:
