@@ -39,18 +39,22 @@ format: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest -n 2 --dist loadfile
 
-# No notebooks, no browser, no 1000-step runs, no book build: on two workers.
+# No notebooks, no browser, no 1000-step runs, no book build: on two workers, handed
+# out test by test (--dist load), the `heavy` ones first (see tests/conftest.py).
 check: lint
-	$(PY) -m pytest -q -p no:nbval -o addopts= -n 2 -m "not slow" tests \
+	$(PY) -m pytest -q -p no:nbval -o addopts= -n 2 --dist load -m "not slow" tests \
 		--ignore=tests/test_site.py \
 		--deselect tests/test_book.py::test_html_book_builds_with_a_browser_link_on_every_chapter_page
 
 bench: $(VENV)/.installed-run
 	$(PY) -m microgpt bench $(ARGS)
 
-# The README's stage table is this command's output; run it on a quiet machine.
-readme-table: $(VENV)/.installed-run
-	$(PY) -m microgpt bench --repeat 5 --update-readme README.md $(ARGS)
+# The benchmark of record, microgpt/tools/record.json, and the README's stage table rendered
+# from it: about 4 minutes, on a quiet machine. The full environment, so the compiled
+# stage is measured too (a stage that cannot run is left out, and the table says why).
+# `python -m microgpt bench --from-record microgpt/tools/record.json` prints it again.
+readme-table: $(VENV)/.installed
+	$(PY) -m microgpt bench --steps 20 --repeat 7 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
 
 microbench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks --benchmark-only

@@ -3,6 +3,8 @@
 Like `jupyter nbconvert --execute --inplace`, but stream outputs are merged and
 carriage returns resolved, so a progress bar is stored as its final line only, and
 no execution timestamps are stored, so a re-run changes only what really changed.
+Figures the prose marks (`1.6x<!--fig:name-->`) are written as the new outputs quote
+them, and each change is printed: read the sentence around it again.
 Usage: python book/run_notebooks.py [book/NN_name.ipynb ...]  (default: every chapter)
 """
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from microgpt.book import chapters
+from microgpt.book import chapters, figures
 
 BOOK = Path(__file__).resolve().parent
 
@@ -34,6 +36,8 @@ def execute(path):
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    for name, old, new in figures.sync_prose(nb):
+        print(f"{path.name}: fig:{name} {old} -> {new}")
     nbformat.write(nb, path)
     return seconds
 

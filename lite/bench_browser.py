@@ -5,7 +5,7 @@ Both sides run the same code on the same input.txt: the package's own timing
 same documents), so the figures compare like for like.
 Writes lite/_bench/browser_bench.json (for the results chapter) and prints a table.
 
-Usage: python lite/bench_browser.py [--steps N] [--repeat R] [--output PATH]
+Usage: python lite/bench_browser.py [--steps N] [--repeat R] [--stages A,B] [--output PATH]
 """
 
 import argparse
@@ -20,6 +20,7 @@ from pathlib import Path
 import browser
 import build_site
 
+from microgpt import stages
 from microgpt.book import chapters
 from microgpt.files import write_atomic
 
@@ -94,15 +95,26 @@ def browser_bench(context, base_url, code, timeout_s):
     return parse(result["text"]), {"page_open_s": nb.open_s, "first_output_s": first_output_s}
 
 
-def run(steps, repeat, output, playwright=None, timeout_s=1200, site=None):
+def bench_names(only=None):
+    """The stages to time: every in-chain pure-Python stage, or those of `only` (any order)."""
+    if not only:
+        return [n for n in build_site.pure_python_stages() if n not in BROWSER_ONLY_SKIPS]
+    unknown = [n for n in only if n not in stages.BY_NAME]
+    if unknown:
+        raise SystemExit(f"error: unknown stage {unknown[0]!r}; choose from {stages.names()}")
+    return list(only)
+
+
+def run(steps, repeat, output, playwright=None, timeout_s=1200, site=None, only=None):
     """Serve site (default: build lite/_output if stale), bench both sides, write output.
 
     playwright: a running sync Playwright (a second one cannot start in the same thread).
+    only: stage names to time instead of every in-chain pure-Python stage.
     """
     from playwright.sync_api import sync_playwright
 
     site = Path(site).resolve() if site else build_site.build()
-    names = [n for n in build_site.pure_python_stages() if n not in BROWSER_ONLY_SKIPS]
+    names = bench_names(only)
     if not names:
         raise SystemExit("error: no pure-Python stage registered; nothing to benchmark")
     code = bench_code(names, steps, repeat)
@@ -165,11 +177,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per timing")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--stages",
+        type=lambda text: [n for n in text.split(",") if n],
+        help="comma-separated stages (default: every in-chain pure-Python stage)",
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if not Path(browser.CHROMIUM).exists():
         raise SystemExit(f"error: {browser.CHROMIUM} not found; run: apt-get install -y chromium")
-    result = run(args.steps, args.repeat, args.output)
+    result = run(args.steps, args.repeat, args.output, only=args.stages)
     print(render(result))
     print(f"wrote {args.output}")
 

@@ -33,9 +33,13 @@ class AdamConfig:
     beta1: float = 0.85  # decay of the first-moment (mean) estimate
     beta2: float = 0.99  # decay of the second-moment (variance) estimate
     eps: float = 1e-8  # keeps the update finite when the variance is ~0
+    decay: bool = True  # False: the same `lr` at every step (no decay)
 
     def lr_at(self, step, num_steps):
-        """The learning rate of `step`: linear decay from `lr` to zero over the run."""
+        """The learning rate of `step`: linear decay from `lr` to zero over the run,
+        or `lr` throughout when `decay` is off."""
+        if not self.decay:
+            return self.lr
         return self.lr * (1 - step / num_steps)
 
     def bias_corrections(self, step):

@@ -10,9 +10,6 @@ built-in list of common first names so that the model can always train.
 import codecs
 import os
 import sys
-import threading
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +27,6 @@ MAX_DATA_BYTES = 16 * 2**20
 
 class DataError(MicrogptError):
     """A names file that cannot be used; the message names the file and the fix."""
-
-
-class DownloadError(Exception):
-    """The download failed; the message says why."""
 
 
 @dataclass
@@ -122,7 +115,7 @@ def parse_names(raw, where, path=None):
             f"{where}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8"
         ) from None
     text = text.replace("\ufeff", "")
-    docs = [line.strip() for line in text.splitlines() if line.strip()]
+    docs = [name for name in map(str.strip, text.splitlines()) if name]
     if not docs:
         raise DataError(f"{where}: has no names, only blank lines; put one name per line")
     return docs
@@ -174,66 +167,6 @@ def cache_path():
     return Path(base) / "microgpt" / "names.txt"
 
 
-def one_line(error):
-    """An exception as one line of text (some, like a redirect loop's, span several)."""
-    return " ".join(f"{type(error).__name__}: {error}".split())
-
-
-def fetch(url, timeout, received, stop):
-    """The body at `url`, at most NAMES_SIZE + 1 bytes, appended to `received` as it comes."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        size = 0
-        while size <= NAMES_SIZE and not stop.is_set():
-            chunk = response.read1(min(1 << 16, NAMES_SIZE + 1 - size))  # what has come
-            if not chunk:
-                break
-            received.append(chunk)
-            size += len(chunk)
-
-
-def download_names(url=NAMES_URL, timeout=20.0, deadline=60.0):
-    """The bytes of names.txt, checked for size and sha256.
-
-    `timeout` bounds each wait for the server; `deadline` bounds the whole download,
-    headers included, so a server trickling a byte a second cannot stall the run. The
-    download runs in a thread the run stops waiting for; where there are no threads
-    (the browser), the per-read timeout is the only bound.
-    """
-    received, failure, stop = [], [], threading.Event()
-
-    def work():
-        try:
-            fetch(url, timeout, received, stop)
-        except Exception as e:  # offline, DNS, HTTP error, timeout, no sockets (browser)
-            failure.append(e)
-
-    start = time.monotonic()
-    worker = threading.Thread(target=work, name="names.txt download", daemon=True)
-    try:
-        worker.start()
-    except RuntimeError:
-        work()
-    else:
-        worker.join(deadline)
-    if worker.is_alive():
-        stop.set()
-        size = sum(map(len, list(received)))
-        raise DownloadError(
-            f"gave up after {time.monotonic() - start:.1f} s with {size} of {NAMES_SIZE} "
-            "bytes; the server is too slow"
-        )
-    if failure:
-        raise DownloadError(one_line(failure[0]))
-    raw = b"".join(received)
-    if len(raw) != NAMES_SIZE:
-        raise DownloadError(
-            f"got {len(raw)} bytes, expected {NAMES_SIZE} (truncated or wrong file)"
-        )
-    if sha256(raw) != NAMES_SHA256:
-        raise DownloadError("checksum mismatch (sha256 differs from makemore's names.txt)")
-    return raw
-
-
 def cached_names(path):
     """The cached names.txt if it is there and intact, else None."""
     if path is None:
@@ -283,10 +216,16 @@ def load_dataset(path=None, url=None, timeout=20.0, warn=None, deadline=60.0):
         "(pass --data PATH to use your own file)"
     )
     warn(f"downloading names.txt to {cached or 'memory (no home folder to cache it in)'} ...")
+    from . import download  # deferred: urllib costs a tenth of a run that needs no download
+
     try:
-        raw = download_names(url, timeout, deadline)
-    except DownloadError as e:
-        warn(f"warning: could not download names.txt ({e}); {instead}")
+        raw = download.download(url, NAMES_SIZE, timeout, deadline)
+    except download.DownloadError as e:
+        raw, problem = None, str(e)
+    else:
+        problem = None if sha256(raw) == NAMES_SHA256 else "checksum mismatch: not makemore's"
+    if problem:
+        warn(f"warning: could not download names.txt ({problem}); {instead}")
         return Dataset(fallback_docs(), "built-in fallback list", is_fallback=True)
     docs = parse_names(raw, url)
     if cached is None:

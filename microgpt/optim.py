@@ -1,4 +1,6 @@
-"""Adam, the optimizer microgpt uses, on `Value` parameters."""
+"""Adam, the optimizer microgpt uses: on `Value` parameters, and on flat lists of floats."""
+
+from math import sqrt
 
 from .config import AdamConfig
 
@@ -24,3 +26,20 @@ class Adam:
             v_hat = v[i] / bias2
             p.data -= lr_t * m_hat / (v_hat**0.5 + cfg.eps)
             p.grad = 0
+
+
+def adam_on_floats(params, grads, m, v, cfg, step, num_steps):
+    """`Adam.step` over flat lists of floats: (params, m, v) after one update, as new lists.
+
+    Formula for formula the same update; three list comprehensions run several times
+    faster than one loop that indexes all four lists.
+    """
+    b1, b2, eps = cfg.beta1, cfg.beta2, cfg.eps
+    c1, c2 = 1 - b1, 1 - b2
+    lr_t = cfg.lr_at(step, num_steps)
+    bc1, bc2 = cfg.bias_corrections(step)
+    m = [b1 * mi + c1 * g for mi, g in zip(m, grads)]
+    v = [b2 * vi + c2 * (g * g) for vi, g in zip(v, grads)]
+    # sqrt is faster than ** 0.5 (a pow call) and equal to rounding
+    params = [p - lr_t * (mi / bc1) / (sqrt(vi / bc2) + eps) for p, mi, vi in zip(params, m, v)]
+    return params, m, v

@@ -19,6 +19,11 @@ BOOK = ROOT / "book"
 CHAPTERS = chapters(BOOK)
 NEEDS_CDN = re.compile(r"^\s*(import|from)\s+(numpy|matplotlib)\b", re.M)
 CHECKERS = re.compile(r"microgpt\.book\.exercises|from\s+microgpt\.book\s+import\s+.*\bexercises")
+TITLE = re.compile(r"^# (\d\d) · \S")  # `# 07 · Graph traversal: ...`
+LINK = re.compile(r"\[[^\]]+\]\((?:https?://)[^)\s]+\)")  # a markdown link to the web
+NBVAL_COMMENT = re.compile(r"#\s*NBVAL_")
+IMPORTS = re.compile(r"^\s*(?:from\s+\S+\s+)?import\s+(?:\([^)]*\)|.*)$", re.M)
+CHECK_CALL = re.compile(r"(?<![\w.])check_\w+\s*\(")  # an exercise calls its checker
 
 
 def toc_files():
@@ -38,11 +43,12 @@ def source(cell):
     return "".join(cell["source"])
 
 
-def test_toc_lists_the_fourteen_chapters_in_order_and_each_exists():
+def test_toc_lists_the_chapters_numbered_in_order_and_each_exists():
     files = toc_files()
     assert files[0] == "book/00_preface"
+    assert files[-1].endswith("_results")
     numbers = [int(Path(f).name[:2]) for f in files]
-    assert numbers == list(range(14)), f"_toc.yml chapters: {files}"
+    assert numbers == list(range(len(files))), f"_toc.yml chapters: {files}"
     missing = [f for f in files if not (ROOT / f"{f}.ipynb").is_file()]
     assert not missing, f"listed in _toc.yml but not in book/: {missing}"
 
@@ -80,6 +86,48 @@ def test_chapter_has_title_summary_exercises_and_a_checked_exercise(path):
     assert any(CHECKERS.search(source(c)) for c in code_cells(nb)), (
         f"{path.name}: no exercise checked by a microgpt.book.exercises* checker"
     )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_first_cell_is_the_title_numbered_as_the_file(path):
+    first = load(path)["cells"][0]
+    title = source(first).strip().splitlines()[0] if source(first).strip() else ""
+    assert first["cell_type"] == "markdown" and TITLE.match(title), (
+        f"{path.name}: the first cell should be a title `# {path.name[:2]} · Title`, not {title!r}"
+    )
+    assert TITLE.match(title)[1] == path.name[:2], (
+        f"{path.name}: the title is numbered {TITLE.match(title)[1]}, the file {path.name[:2]}"
+    )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_has_a_sources_section_with_a_link(path):
+    markdown = "\n".join(source(c) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    found = re.search(r"^## Sources[ \t]*$(.*?)(?=^#{1,2} |\Z)", markdown, re.M | re.S)
+    assert found, f"{path.name}: no `## Sources` section"
+    assert LINK.search(found[1]), f"{path.name}: the Sources section has no link"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_no_code_cell_carries_an_nbval_comment(path):
+    for i, cell in enumerate(code_cells(load(path)), 1):
+        assert not NBVAL_COMMENT.search(source(cell)), (
+            f"{path.name}, cell [{i}]: an NBVAL_ comment; use the cell tag instead "
+            "(metadata.tags: nbval-ignore-output)"
+        )
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_exercise_is_followed_by_an_answer_note(path):
+    cells = load(path)["cells"]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or not CHECK_CALL.search(IMPORTS.sub("", source(cell))):
+            continue
+        after = cells[i + 1] if i + 1 < len(cells) else None
+        assert after and after["cell_type"] == "markdown" and "<details>" in source(after), (
+            f"{path.name}: the exercise in cell {i} (it calls a check_*) is not followed by an "
+            "answer note (a markdown cell with <details><summary>Answer</summary> ...)"
+        )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])

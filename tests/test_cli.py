@@ -91,6 +91,7 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     assert result.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.usefixtures("frozen_gc")  # the baseline trains and samples: Value graphs
 def test_checkpoint_round_trip(small_names, tmp_path, capsys):
     ckpt = tmp_path / "model.json"
     args = ["--data", str(small_names), "--steps", "5", "--stage", "baseline"]

@@ -1,10 +1,10 @@
 """Data lookup, validation and download, against a server on 127.0.0.1."""
 
 import http.server
-import threading
 import time
 
 import pytest
+from local_server import serving
 
 from microgpt import data
 from microgpt.data import DataError, Tokenizer, load_dataset, read_names
@@ -46,12 +46,8 @@ def server(names_path):
             else:
                 self.send_error(404)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_download_verifies_and_caches(server, isolated, names_docs):

@@ -6,6 +6,8 @@ import pytest
 
 from microgpt.engine import Value
 
+pytestmark = pytest.mark.usefixtures("frozen_gc")  # big graphs of Value nodes: see conftest
+
 # name -> (function of Values, input points); inputs avoid kinks (relu at 0) and log(<=0).
 OPS = {
     "add": (lambda a, b: a + b, [(1.5, -2.0)]),

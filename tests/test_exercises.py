@@ -5,6 +5,7 @@ import inspect
 import math
 
 from microgpt.book import exercises as ex
+from microgpt.config import AdamConfig
 from microgpt.engine import Value
 from microgpt.model import rmsnorm as value_rmsnorm
 from microgpt.model import softmax as value_softmax
@@ -157,6 +158,26 @@ def test_check_num_params():
 
 
 # ----------------------------------------------------------------------------
+def test_check_constant_lr():
+    from microgpt import Run, stages
+
+    def train(docs, num_steps, adam):
+        run = Run(docs, stages.load("flat"), seed=42, adam=adam)
+        return [loss for _, loss in run.train(num_steps)]
+
+    assert ex.check_constant_lr(lambda docs, n: train(docs, n, AdamConfig(decay=False)))
+    decaying = ex.check_constant_lr(lambda docs, n: train(docs, n, AdamConfig()))
+    assert "decay=False" in repr(decaying) and not decaying
+    faster = AdamConfig(lr=0.02, decay=False)
+    other_lr = ex.check_constant_lr(lambda docs, n: train(docs, n, faster))
+    assert "step 2" in repr(other_lr)
+
+
+def test_constant_lr_is_lr_at_every_step_and_the_default_decays():
+    assert [AdamConfig(decay=False).lr_at(s, 10) for s in (0, 5, 9)] == [0.01] * 3
+    assert AdamConfig().lr_at(5, 10) == 0.01 * (1 - 5 / 10)
+
+
 # the messages the notebooks store, and the checker idiom itself
 
 

@@ -1,9 +1,11 @@
-"""The exercise checkers of chapters 06-13 accept right answers and name what is wrong."""
+"""The exercise checkers of chapters 06-15 accept right answers and name what is wrong."""
 
 import contextlib
 import gc
+import json
 import math
 import re
+from pathlib import Path
 
 from microgpt import numeric
 from microgpt.book.exercises_passes import (
@@ -12,12 +14,16 @@ from microgpt.book.exercises_passes import (
     check_float_softmax,
     check_gc_paused,
     check_linear_backward,
+    check_mul_op,
     check_rmsnorm_backward,
+    check_softmax_backward_kernel,
     check_speedups,
     check_topological_order,
 )
 from microgpt.engine import Value, topological_order
-from microgpt.stages import graph
+from microgpt.stages import graph, tape
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
 
 
 def fails(check, fn, words):
@@ -320,6 +326,37 @@ def test_linear_backward_with_column_major_grad_w_is_rejected():
     fails(check_linear_backward, column_major, "grad_w")
 
 
+# --- softmax backward kernel -------------------------------------------------------------
+
+
+def right_softmax_backward(w, dw, out):
+    dot = 0.0
+    for i in range(len(w)):
+        dot += w[i] * dw[i]
+    for i in range(len(w)):
+        out[i] = w[i] * (dw[i] - dot)
+
+
+def test_softmax_backward_kernel_accepts_the_in_place_loop():
+    passes(check_softmax_backward_kernel, right_softmax_backward)
+
+
+def test_softmax_backward_kernel_that_returns_a_list_is_named():
+    def returning(w, dw, out):
+        dot = sum(a * b for a, b in zip(w, dw))
+        return [a * (b - dot) for a, b in zip(w, dw)]
+
+    fails(check_softmax_backward_kernel, returning, "into `out`")
+
+
+def test_softmax_backward_kernel_without_the_dot_is_named():
+    def no_dot(w, dw, out):
+        for i in range(len(w)):
+            out[i] = w[i] * dw[i]
+
+    fails(check_softmax_backward_kernel, no_dot, "subtract")
+
+
 # --- speed-ups ---------------------------------------------------------------------------
 
 
@@ -350,3 +387,79 @@ def test_speedups_with_baseline_as_previous_is_rejected():
         return {name: (a, None if b is None else a) for name, (a, b) in right_speedups(ms).items()}
 
     fails(check_speedups, vs_baseline_twice, "vs_previous")
+
+
+def test_speedups_written_for_one_set_of_timings_is_rejected():
+    first = right_speedups({"baseline": 120.0, "cleanup": 100.0, "fused": 8.0, "flat": 2.0})
+
+    def memorised(ms):
+        return first
+
+    fails(check_speedups, memorised, "keys")
+
+
+def test_speedups_answer_note_passes():
+    """The answer the results chapter reveals is accepted."""
+    nb = json.loads((BOOK / "15_results.ipynb").read_text("utf-8"))
+    notes = ["".join(c["source"]) for c in nb["cells"] if "<details>" in "".join(c["source"])]
+    code = notes[0].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(code, namespace)
+    passes(check_speedups, namespace["speedups"])
+
+
+# --- an op on the tape -------------------------------------------------------------------
+
+
+class RightMul:
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.out = tape.nodes([ai.data * bi.data for ai, bi in zip(a, b)])
+
+    def propagate(self):
+        for ai, bi, y in zip(self.a, self.b, self.out):
+            ai.grad += bi.data * y.grad
+            bi.grad += ai.data * y.grad
+
+
+def test_mul_op_accepts_the_right_op():
+    passes(check_mul_op, RightMul)
+
+
+def test_mul_op_setting_instead_of_adding_is_named():
+    class Setting(RightMul):
+        def propagate(self):
+            for ai, bi, y in zip(self.a, self.b, self.out):
+                ai.grad = bi.data * y.grad
+                bi.grad = ai.data * y.grad
+
+    fails(check_mul_op, Setting, r"add to \.grad")
+
+
+def test_mul_op_wrong_gradient_and_floats_are_rejected():
+    class Swapped(RightMul):
+        def propagate(self):
+            for ai, bi, y in zip(self.a, self.b, self.out):
+                ai.grad += ai.data * y.grad
+                bi.grad += bi.data * y.grad
+
+    class Floats(RightMul):
+        def __init__(self, a, b):
+            super().__init__(a, b)
+            self.out = [y.data for y in self.out]
+
+    fails(check_mul_op, Swapped, "off by")
+    fails(check_mul_op, Floats, "tape.Nodes")
+
+
+def test_mul_op_not_written_yet_says_so():
+    class Todo:
+        def __init__(self, a, b):
+            raise NotImplementedError
+
+    class HalfDone(RightMul):
+        def propagate(self):
+            raise NotImplementedError
+
+    fails(check_mul_op, Todo, "not written yet")
+    fails(check_mul_op, HalfDone, "propagate is not written yet")

@@ -1,5 +1,6 @@
-"""The graph-free stages: hand-written gradients of `flat` and `tensor`, checked against
-finite differences, the baseline's autograd and (when installed) PyTorch in float64."""
+"""The graph-free stages and the oracle: `flat` without numpy, `tensor`'s batches, torch's
+Adam step, and sampling that draws as the baseline does; plus the shared setup of the
+flat-weight stages' gradient checks (tests/test_flat_weight_stages.py)."""
 
 import random
 import subprocess
@@ -12,7 +13,6 @@ from microgpt.config import GPTConfig
 from microgpt.data import Tokenizer
 from microgpt.model import GPT, init_weights, param_shapes
 from microgpt.sampling import generate
-from microgpt.stages import flat
 from microgpt.train import train
 
 # every letter of the alphabet, so the vocabulary is microgpt's 27 and the model has 4192 params
@@ -53,50 +53,6 @@ def test_vocabulary_has_every_letter():
 # flat (pure Python)
 
 
-def test_flat_gradient_matches_baseline_autograd():
-    tok, weights = setup()
-    tokens = tok.encode("isabella")
-    loss, grad = flat.Model(CFG, tok.vocab_size, weights).loss_and_grad(tokens)
-    base_loss, base_grad, _ = baseline_grads(weights, tok.vocab_size, tokens)
-    assert loss == pytest.approx(base_loss, abs=1e-13)
-    assert_close(grad, base_grad)
-
-
-def test_flat_gradient_matches_finite_differences():
-    tok, weights = setup(seed=3)
-    tokens = tok.encode("mackenzie")
-    model = flat.Model(CFG, tok.vocab_size, weights)
-    _, grad = model.loss_and_grad(tokens)
-    h = 1e-5
-    checked = 0
-    for i in random.Random(0).sample(range(model.num_params), 80):
-        orig = model.params[i]
-        model.params[i] = orig + h
-        model._refresh_views()
-        up, _ = model.loss_and_grad(tokens)
-        model.params[i] = orig - h
-        model._refresh_views()
-        down, _ = model.loss_and_grad(tokens)
-        model.params[i] = orig
-        model._refresh_views()
-        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
-        checked += abs(grad[i]) > 1e-6
-    assert checked > 20  # the sample reached many parameters with real gradients
-
-
-def test_flat_train_step_matches_one_baseline_step():
-    tok, weights = setup()
-    tokens = tok.encode("penelope")
-    model = flat.Model(CFG, tok.vocab_size, weights)
-    baseline = GPT(CFG, tok.vocab_size, weights)
-    assert model.train_step(tokens, 0, 10) == pytest.approx(
-        baseline.train_step(tokens, 0, 10), abs=1e-13
-    )
-    assert_close(
-        flat_list(model.weights(), tok.vocab_size), flat_list(baseline.weights(), tok.vocab_size)
-    )
-
-
 def test_flat_runs_without_numpy():
     code = (
         "import sys; sys.modules['numpy'] = None\n"
@@ -120,52 +76,6 @@ def tensor_module():
     from microgpt.stages import tensor
 
     return tensor
-
-
-def test_tensor_gradient_matches_baseline_autograd():
-    tensor = tensor_module()
-    tok, weights = setup()
-    tokens = tok.encode("brooklyn")
-    model = tensor.Model(CFG, tok.vocab_size, weights)
-    loss = model.loss_and_grad([tokens])
-    base_loss, base_grad, _ = baseline_grads(weights, tok.vocab_size, tokens)
-    assert loss == pytest.approx(base_loss, abs=1e-13)
-    assert_close(model.grads.tolist(), base_grad)
-
-
-def test_tensor_gradient_matches_finite_differences():
-    tensor = tensor_module()
-    tok, weights = setup(seed=5)
-    tokens = tok.encode("ulysses")
-    model = tensor.Model(CFG, tok.vocab_size, weights)
-    model.loss_and_grad([tokens])
-    grad = model.grads.copy()
-    h = 1e-5
-    checked = 0
-    for i in random.Random(1).sample(range(model.num_params), 80):
-        orig = model.params[i]
-        model.params[i] = orig + h  # every weight matrix is a view of `params`
-        up = model.loss_and_grad([tokens])
-        model.params[i] = orig - h
-        down = model.loss_and_grad([tokens])
-        model.params[i] = orig
-        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
-        checked += abs(grad[i]) > 1e-6
-    assert checked > 20
-
-
-def test_tensor_train_step_matches_one_baseline_step():
-    tensor = tensor_module()
-    tok, weights = setup()
-    tokens = tok.encode("mackenzie")
-    model = tensor.Model(CFG, tok.vocab_size, weights)
-    baseline = GPT(CFG, tok.vocab_size, weights)
-    assert model.train_step(tokens, 3, 10) == pytest.approx(
-        baseline.train_step(tokens, 3, 10), abs=1e-13
-    )
-    assert_close(
-        flat_list(model.weights(), tok.vocab_size), flat_list(baseline.weights(), tok.vocab_size)
-    )
 
 
 def test_batch_gradient_is_the_token_weighted_mean_of_single_names():
@@ -227,22 +137,6 @@ def torch_module():
     return torch_oracle
 
 
-@pytest.mark.parametrize("name", ["emma", "isabella", "mackenzie"])
-def test_flat_and_tensor_gradients_match_torch(name):
-    torch_oracle = torch_module()
-    tensor = tensor_module()
-    tok, weights = setup(seed=9)
-    tokens = tok.encode(name)
-    loss, grads = torch_oracle.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
-    oracle = flat_list(grads, tok.vocab_size)
-    flat_loss, flat_grad = flat.Model(CFG, tok.vocab_size, weights).loss_and_grad(tokens)
-    assert flat_loss == pytest.approx(loss, abs=1e-13)
-    assert_close(flat_grad, oracle)
-    model = tensor.Model(CFG, tok.vocab_size, weights)
-    assert model.loss_and_grad([tokens]) == pytest.approx(loss, abs=1e-13)
-    assert_close(model.grads.tolist(), oracle)
-
-
 def test_one_baseline_training_step_matches_torch():
     """All 4192 gradients of the scalar `Value` model, then the Adam update, against torch."""
     torch_oracle = torch_module()
@@ -274,32 +168,14 @@ def baseline_samples():
     return [generate(baseline, rng, 0.5, tok.bos) for _ in range(5)], rng.getstate()
 
 
-@pytest.mark.parametrize("stage", ["flat", "tensor", "torch"])
+@pytest.mark.parametrize("stage", ["tape", "flat", "tensor", "jit", "torch"])
 def test_generate_draws_like_the_baseline(stage, baseline_samples):
-    if stage != "flat":
-        pytest.importorskip({"tensor": "numpy"}.get(stage, stage))
+    missing = stages.missing_requirements(stages.BY_NAME[stage])
+    if missing:
+        pytest.skip(f"stage {stage} needs {' '.join(missing)}")
     module = stages.load(stage)
     tok, weights = setup()
     model = module.Model(CFG, tok.vocab_size, weights)
     rng = random.Random(7)
     samples = [generate(model, rng, 0.5, tok.bos) for _ in range(5)]
     assert (samples, rng.getstate()) == baseline_samples
-
-
-def test_two_layers_and_a_short_block_match_baseline_autograd():
-    """Nothing hard-wires one layer, 16 dimensions or names shorter than the block."""
-    cfg = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=6)
-    tok = Tokenizer.from_docs(DOCS)
-    weights = init_weights(cfg, tok.vocab_size, random.Random(1))
-    tokens = tok.encode("isabella")  # longer than the block: the loss stops at position 6
-    baseline = GPT(cfg, tok.vocab_size, weights)
-    base_loss = baseline.loss(tokens)
-    base_loss.backward()
-    base_grad = [p.grad for p in baseline.params]
-    loss, grad = flat.Model(cfg, tok.vocab_size, weights).loss_and_grad(tokens)
-    assert loss == pytest.approx(base_loss.data, abs=1e-13)
-    assert_close(grad, base_grad)
-    tensor = tensor_module()
-    model = tensor.Model(cfg, tok.vocab_size, weights)
-    assert model.loss_and_grad([tokens]) == pytest.approx(base_loss.data, abs=1e-13)
-    assert_close(model.grads.tolist(), base_grad)

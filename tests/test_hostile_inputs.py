@@ -17,13 +17,13 @@ import re
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_server import serving
 
 from microgpt import checkpoint, data, files, stages
 from microgpt.data import DataError, Tokenizer, parse_names, read_names
@@ -296,6 +296,7 @@ if not stages.missing_requirements(stages.BY_NAME["tensor"]):
     SAMPLING_STAGES.append("tensor")
 
 
+@pytest.mark.usefixtures("frozen_gc")  # the baseline samples with Value graphs
 @pytest.mark.parametrize("magnitude", [1e300, 1e154, 1e30])
 @pytest.mark.parametrize("temperature", ["1e-6", "0.5", "1e6"])
 def test_finite_but_huge_weights_sample_or_say_so(
@@ -396,12 +397,8 @@ def server(names_path):
             except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
                 pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/trickle", "/trickle-headers"])

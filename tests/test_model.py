@@ -11,6 +11,8 @@ from microgpt.model import GPT, init_weights, param_shapes
 from microgpt.sampling import generate
 from microgpt.stages.numeric_inference import FloatGPT
 
+pytestmark = pytest.mark.usefixtures("frozen_gc")  # big graphs of Value nodes: see conftest
+
 DOCS = ["emma", "olivia", "ava", "isabella", "sophia", "mia"]
 
 

@@ -1,6 +1,10 @@
 """The baseline reproduces Karpathy's microgpt run, line for line."""
 
+import pytest
+
 from microgpt.tools.cli import main
+
+pytestmark = pytest.mark.usefixtures("frozen_gc")  # big graphs of Value nodes: see conftest
 
 # Printed by the original microgpt.py with makemore's names.txt, seed 42, 20 steps.
 EXPECTED_20_HEAD = ["num docs: 32033", "vocab size: 27", "num params: 4192"]
@@ -8,6 +12,7 @@ EXPECTED_20_LOSSES = {1: "3.3660", 2: "3.4243", 20: "2.7749"}
 EXPECTED_20_SAMPLES = ["orhx", "pdi", "zoqnadn"]
 
 
+@pytest.mark.heavy
 def test_twenty_step_run_prints_the_original_lines(names_path, capsys):
     assert main(["--steps", "20", "--data", str(names_path), "--stage", "baseline"]) == 0
     lines = capsys.readouterr().out.splitlines()

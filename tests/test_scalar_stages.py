@@ -17,6 +17,8 @@ from microgpt.sampling import generate
 from microgpt.stages import fused, fused_norm, graph, numeric_ce, numeric_inference
 from microgpt.stages.graph import Node
 
+pytestmark = pytest.mark.usefixtures("frozen_gc")  # big graphs of Value nodes: see conftest
+
 DOCS = ["emma", "olivia", "ava", "isabella", "sophia", "mia"]
 TOKENIZER = Tokenizer.from_docs(DOCS)
 SCALAR_STAGES = ["cleanup", "numeric_inference", "graph", "numeric_ce", "fused", "fused_norm"]

@@ -24,6 +24,8 @@ EQUIVALENCE_STEPS = 100
 TOLERANCE = 1e-12  # absolute, per step: summation order may differ, nothing else
 FULL_RUN_FROM = stages.names().index("numeric_ce")  # the stages fast enough for 1000 steps
 
+pytestmark = pytest.mark.usefixtures("frozen_gc")  # big graphs of Value nodes: see conftest
+
 OTHER_STAGES = [s.name for s in stages.STAGES if s.name != "baseline"]
 
 
@@ -79,6 +81,7 @@ def first_difference(losses, expected):
     return None
 
 
+@pytest.mark.heavy  # the scalar stages take seconds
 @pytest.mark.parametrize("name", OTHER_STAGES)
 def test_same_losses_and_samples_as_baseline(name, names_docs, baseline_reference):
     module = load_or_skip(name)
@@ -136,14 +139,15 @@ def cli_output(argv):
 
 
 @pytest.fixture(scope="session")
-def baseline_short_run(names_path, tmp_path_factory):
+def baseline_short_run(names_path, tmp_path_factory, quiet_gc):
     """Output and checkpoint of a 3-step baseline run, and 5 names sampled from it."""
     ckpt = tmp_path_factory.mktemp("baseline") / "baseline.json"
     args = ["--stage", "baseline", "--steps", "3", "--samples", "5", "--data", str(names_path)]
-    train_out = cli_output([*args, "--save", str(ckpt)])
-    sample_out = cli_output(
-        ["sample", "--load", str(ckpt), "--stage", "baseline", "--samples", "5"]
-    )
+    with quiet_gc():
+        train_out = cli_output([*args, "--save", str(ckpt)])
+        sample_out = cli_output(
+            ["sample", "--load", str(ckpt), "--stage", "baseline", "--samples", "5"]
+        )
     return train_out, ckpt, sample_out
 
 

@@ -13,11 +13,12 @@ import functools
 import math
 import reprlib
 
-from .. import numeric
+from .. import numeric, stages
 from ..config import AdamConfig, GPTConfig
 from ..engine import Value, topological_order
 from ..model import param_shapes
 from ..optim import Adam
+from ..train import Run
 
 
 class Check:
@@ -222,6 +223,30 @@ def check_adam(adam_update):
             )
             raise Wrong(f"step {step}: data = {data}, expected {p.data}; {hint}")
     return "adam_update: ten steps match microgpt.optim.Adam"
+
+
+NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
+
+
+@checker
+def check_constant_lr(train_constant):
+    """`train_constant(docs, num_steps)`: the losses of a seed-42 run whose learning rate
+    stays at `lr` (no decay)."""
+
+    def losses(adam):
+        run = Run(NAMES, stages.load("flat"), seed=42, adam=adam)
+        return [loss for _, loss in run.train(8)]
+
+    got = call(train_constant, list(NAMES), 8)
+    if not (isinstance(got, list) and len(got) == 8):
+        raise Wrong("train_constant(docs, 8) must return a list of 8 losses")
+    constant, decaying = losses(AdamConfig(decay=False)), losses(AdamConfig())
+    if all(close(g, d) for g, d in zip(got, decaying)):
+        raise Wrong("these are the losses of the decaying run: pass adam=AdamConfig(decay=False)")
+    for step, (g, c) in enumerate(zip(got, constant)):
+        if not close(g, c):
+            raise Wrong(f"step {step + 1}: loss {g}, expected {c} (AdamConfig(decay=False))")
+    return "train_constant: eight steps match a run with AdamConfig(decay=False)"
 
 
 # ----------------------------------------------------------------------------

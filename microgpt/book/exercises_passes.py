@@ -1,4 +1,4 @@
-"""Checkers for the exercises of the optimization chapters (06-13) of the book.
+"""Checkers for the exercises of the optimization chapters (06-15) of the book.
 
 Each `check_*` calls the reader's function on small cases with known answers and
 returns a `microgpt.book.exercises.Check`: true when every case passes, shown as
@@ -14,7 +14,7 @@ import reprlib
 
 from .. import numeric
 from ..engine import Value
-from ..stages import flat
+from ..stages import flat, tape
 from ..stages.graph import Node
 from .exercises import Wrong, call, checker
 
@@ -275,7 +275,51 @@ def check_gc_paused(make_context):
 
 
 # ---------------------------------------------------------------------------------------
-# chapter 12: flat lists
+# chapter 12: a tape
+
+
+@checker
+def check_mul_op(op):
+    """`op(a, b)`: an op of the `tape` stage for the elementwise product of two vectors
+    of `tape.Node`s, with `.out` and `propagate()`; recorded twice on a tape, replayed."""
+    name = getattr(op, "__name__", "your op")
+    xs, ys, g = [0.5, -1.5, 2.0], [3.0, 0.25, -1.0], [1.0, -2.0, 0.5]
+    x, y = tape.nodes(xs), tape.nodes(ys)
+    first = _call(op, x, y)
+    out = getattr(first, "out", None)
+    if not (isinstance(out, list) and len(out) == len(xs)):
+        raise Wrong(f"{name}: self.out should be a list of {len(xs)} tape.Nodes, got {_short(out)}")
+    if not all(isinstance(node, tape.Node) for node in out):
+        raise Wrong(f"{name}: self.out should hold tape.Nodes (tape.nodes(values) makes them)")
+    _check_vector(
+        f"{name}(a, b).out values", [node.data for node in out], [a * b for a, b in zip(xs, ys)]
+    )
+    second = _call(op, out, x)  # x * y * x: x is read by both ops
+    for node, gi in zip(second.out, g):
+        node.grad = gi
+    try:
+        tape.backward([first, second])
+    except NotImplementedError:
+        raise Wrong(f"{name}.propagate is not written yet: fill in its body, rerun") from None
+    except Exception as e:
+        raise Wrong(f"{name}.propagate raised {type(e).__name__}: {e}") from None
+    got_x, got_y = [node.grad for node in x], [node.grad for node in y]
+    once = [gi * a * b for gi, a, b in zip(g, xs, ys)]  # x's gradient from one of its two uses
+    if _max_diff(got_x, once) <= TOLERANCE:
+        raise Wrong(f"{name}.propagate: x is read by two ops; add to .grad (+=), do not set it")
+    _check_vector(
+        "gradient of x in sum(g * x * y * x)",
+        got_x,
+        [2 * gi * a * b for gi, a, b in zip(g, xs, ys)],
+    )
+    _check_vector(
+        "gradient of y in sum(g * x * y * x)", got_y, [gi * a * a for gi, a in zip(g, xs)]
+    )
+    return f"{name}: forward a[i] * b[i]; propagate adds b[i] * g[i] to a and a[i] * g[i] to b"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 13: flat lists
 
 
 @checker
@@ -299,13 +343,53 @@ def check_linear_backward(fn):
 
 
 # ---------------------------------------------------------------------------------------
-# chapter 13: results
+# chapter 14: compiled
+
+
+@checker
+def check_softmax_backward_kernel(fn):
+    """`fn(w, dw, out)` writes the softmax backward w * (dw - w . dw) into `out`."""
+    rng = random.Random(14)
+    cases = [[0.0, 0.0], [1.5, -0.5, 0.25], [rng.gauss(0, 2) for _ in range(7)]]
+    for scores in cases:
+        w = numeric.softmax(scores)
+        dw = [rng.gauss(0, 1) for _ in w]
+        out = [0.0] * len(w)
+        result = _call(fn, list(w), list(dw), out)
+        if result is not None and out == [0.0] * len(w):
+            raise Wrong(
+                "softmax backward kernel: returned its result; write it into `out` instead "
+                "(a compiled kernel fills the arrays it is given and allocates nothing)"
+            )
+        dot = sum(a * b for a, b in zip(w, dw))
+        expected = [a * (b - dot) for a, b in zip(w, dw)]
+        if len(w) > 1 and _max_diff(out, [a * b for a, b in zip(w, dw)]) <= TOLERANCE:
+            raise Wrong(
+                "softmax backward kernel: out is w * dw; subtract w . dw first: every weight "
+                "depends on every score through the sum"
+            )
+        _check_vector(f"out for w={_short(w)}", out, expected)
+    return "softmax backward kernel: out = w * (dw - w . dw), written in place"
+
+
+# ---------------------------------------------------------------------------------------
+# chapter 15: results
 
 
 @checker
 def check_speedups(fn):
-    """`fn(ms_per_step) -> {name: (vs_baseline, vs_previous)}`; the first stage is the baseline."""
-    ms = {"baseline": 120.0, "cleanup": 100.0, "fused": 8.0, "flat": 2.0}
+    """`fn(ms_per_step) -> {name: (vs_baseline, vs_previous)}`; the first stage is the baseline.
+
+    Two sets of timings, so that an answer written for the first one fails the second."""
+    for ms in (
+        {"baseline": 120.0, "cleanup": 100.0, "fused": 8.0, "flat": 2.0},
+        {"baseline": 90.0, "tape": 6.0, "tensor": 0.12},
+    ):
+        _check_speedups_on(fn, ms)
+    return "speed-ups: old time / new time, against the baseline and the previous stage"
+
+
+def _check_speedups_on(fn, ms):
     result = _call(fn, dict(ms))
     if not isinstance(result, dict) or list(result) != list(ms):
         raise Wrong(f"speed-ups: should return a dict with the keys {list(ms)} in order")
@@ -326,7 +410,6 @@ def check_speedups(fn):
                 raise Wrong("speed-ups: the first stage has no previous stage: use None")
         elif vs_prev is None or not abs(vs_prev - expected_prev) < TOLERANCE:
             raise Wrong(f"speed-ups: {name}: vs_previous is {vs_prev}, expected {expected_prev}")
-    return "speed-ups: old time / new time, against the baseline and the previous stage"
 
 
 __all__ = [
@@ -335,7 +418,9 @@ __all__ = [
     "check_float_softmax",
     "check_gc_paused",
     "check_linear_backward",
+    "check_mul_op",
     "check_rmsnorm_backward",
+    "check_softmax_backward_kernel",
     "check_speedups",
     "check_topological_order",
 ]

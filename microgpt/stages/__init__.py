@@ -26,6 +26,7 @@ class Stage:
     in_chain: bool = True  # False: a side variant (oracle, concurrency), never the default
     batched: bool = False  # its Model has `train_batch`: several names per step
     module: str = ""  # the module's name where it differs from the stage's
+    compiled: bool = False  # pays a compiler's start-up cost: never the default run
 
     @property
     def module_name(self):
@@ -41,12 +42,19 @@ STAGES = [
     Stage("fused", "one Dot / WeightedSum node per dot product, backward as a loop"),
     Stage("fused_norm", "one RMSNorm scale node with its analytic gradient"),
     Stage("gc", "garbage collector tuned around each step", module="gc_pause"),
+    Stage("tape", "nodes recorded in creation order; backward walks the tape, Adam on floats"),
     Stage("flat", "no graph at all: flat float lists and a hand-written backward"),
     Stage(
         "tensor",
         "contiguous numpy core, whole name per step, causal mask",
         ("numpy",),
         batched=True,
+    ),
+    Stage(
+        "jit",
+        "the flat algorithm compiled by numba over float64 arrays",
+        ("numba", "numpy"),
+        compiled=True,
     ),
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage(
@@ -78,8 +86,12 @@ def available():
 
 
 def default_name():
-    """The fastest stage that can run here: the last available one in the chain."""
-    return [stage for stage in available() if stage.in_chain][-1].name
+    """The fastest stage that starts at once: the last available, uncompiled one in the chain.
+
+    A compiled stage trains faster per step but its compiler's import and cache load
+    cost more than the whole default run of the stage before it.
+    """
+    return [s for s in available() if s.in_chain and not s.compiled][-1].name
 
 
 def load(name):

@@ -11,16 +11,17 @@ Why it is faster: a matrix-vector product is one `map(mul, ...)` over the flat
 matrix, grouped into rows by `zip(*[iter(...)] * n)` and summed by `map(sum, ...)`:
 the inner loops run in C instead of the interpreter, with no node per number. All
 attention heads are computed by the same few calls. Weight gradients are summed over
-all positions at the end of the step, once per matrix. ReLU leaves most hidden units
-at zero (half at the start, over 80% late in training), so the MLP reads and updates
-only the columns of fc2 and rows of fc1 of the active units: skipped terms are exact
-zeros. Adam runs over the flat lists with the baseline's formula.
+all positions at the end of the step, once per matrix. ReLU leaves many hidden units
+at zero (more as training goes on), so the MLP reads and updates only the columns of
+fc2 and rows of fc1 of the active units: skipped terms are exact zeros. Adam runs
+over the flat lists with the baseline's formula.
 
 What is left is the per-number cost of the interpreter: the matrix products, the
-weight gradients and Adam's 4192 updates (chapter 12 profiles them).
+weight gradients and Adam's 4192 updates (chapter 13 profiles them).
 
 Results agree with the baseline to rounding, not bit for bit: gradients are summed
-in another order, and Python 3.12+ compensates `sum()` of floats.
+in another order, and Python 3.12+ compensates `sum()` of floats and adds the terms
+of `math.sumprod` in extended precision.
 """
 
 import math
@@ -29,6 +30,7 @@ from operator import add, mul
 
 from ..config import AdamConfig
 from ..numeric import left_sum, softmax
+from ..optim import adam_on_floats
 from ._graph_free import GraphFreeModel
 
 # ---------------------------------------------------------------------------
@@ -55,18 +57,23 @@ def outer_sum(pairs, rows, cols):
     return list(map(sum, zip(*[map(mul, repeat_each(dy, cols), x * rows) for dy, x in pairs])))
 
 
-def rows_from_pairs(pairs_of_rows, cols):
+def weighted_sum(pairs):
+    """Element by element, the sum of c * vec over the (c, vec) pairs."""
+    return map(sum, zip(*[map(mul, vec, repeat(c)) for c, vec in pairs]))
+
+
+def rows_from_pairs(pairs_of_rows, cols, weighted_sum=weighted_sum):
     """Row-major flat matrix whose row r is the sum of c * vec over (c, vec) in pairs_of_rows[r]."""
     zero_row = [0.0] * cols
     out = []
     for pairs in pairs_of_rows:
         if not pairs:
             out += zero_row
-        elif len(pairs) == 1:
+        elif len(pairs) == 1:  # one scaled vector: nothing to add up
             c, vec = pairs[0]
             out += map(mul, vec, repeat(c))
         else:
-            out += map(sum, zip(*[map(mul, vec, repeat(c)) for c, vec in pairs]))
+            out += weighted_sum(pairs)
     return out
 
 
@@ -102,11 +109,47 @@ def softmax_columns(scores, cols):
 
 
 # ---------------------------------------------------------------------------
+# the same three products with `math.sumprod` (Python 3.12+): a dot product in one C
+# loop, with no float object per term and no tuple per row. The gain is largest in
+# the browser (Pyodide), where each object costs two to three times what it costs
+# natively (lite/README.md measures it); Python 3.11 keeps the kernels above.
+
+sumprod = getattr(math, "sumprod", None)
+
+
+def matvec_sumprod(w, x, rows):
+    """`matvec` with one `sumprod` per row."""
+    return list(map(sumprod, zip(*[iter(w)] * len(x)), repeat(x, rows)))
+
+
+def outer_sum_sumprod(pairs, rows, cols):
+    """`outer_sum`: entry (r, c) is the dot product over the pairs of dy[r] and x[c]."""
+    dy_cols = list(zip(*[dy for dy, _ in pairs]))  # one number per pair in each
+    x_cols = list(zip(*[x for _, x in pairs]))
+    return list(map(sumprod, repeat_each(dy_cols, cols), x_cols * rows))
+
+
+def weighted_sum_sumprod(pairs):
+    """`weighted_sum`: one dot product of the coefficients with each column."""
+    return map(sumprod, repeat([c for c, _ in pairs]), zip(*[vec for _, vec in pairs]))
+
+
+def rows_from_pairs_sumprod(pairs_of_rows, cols):
+    """`rows_from_pairs` with each row's sum by `sumprod`."""
+    return rows_from_pairs(pairs_of_rows, cols, weighted_sum_sumprod)
+
+
+# ---------------------------------------------------------------------------
 # the model
 
 
 class Model(GraphFreeModel):
     """microgpt on flat float lists, with forward caches and a hand-written backward."""
+
+    # the products: by `math.sumprod` where Python has it
+    matvec = staticmethod(matvec_sumprod if sumprod else matvec)
+    outer_sum = staticmethod(outer_sum_sumprod if sumprod else outer_sum)
+    rows_from_pairs = staticmethod(rows_from_pairs_sumprod if sumprod else rows_from_pairs)
 
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
         super().__init__(cfg, vocab_size, adam)
@@ -171,7 +214,7 @@ class Model(GraphFreeModel):
         for li, (qkv_w, _, wo, _, fc1, _, fc2_cols) in enumerate(self.layers):
             x_in = x
             n1, s1 = rmsnorm(x, inv_n)
-            qkv = matvec(qkv_w, n1, 3 * E)
+            qkv = self.matvec(qkv_w, n1, 3 * E)
             q, k_all, v_all = qkv[:E], keys[li], values[li]
             k_all += qkv[E : 2 * E]
             v_all += qkv[2 * E :]
@@ -180,18 +223,18 @@ class Model(GraphFreeModel):
             scores = dot_groups(k_all, q * seen, D)
             attn = softmax_columns([score * inv_sqrt_d for score in scores], H)
             attn_out = column_sums(map(mul, v_all, repeat_each(attn, D)), E)
-            x_mid = list(map(add, matvec(wo, attn_out, E), x_in))
+            x_mid = list(map(add, self.matvec(wo, attn_out, E), x_in))
             n2, s2 = rmsnorm(x_mid, inv_n)
-            hidden = matvec(fc1, n2, 4 * E)
+            hidden = self.matvec(fc1, n2, 4 * E)
             # ReLU zeroes most hidden units (over 80% late in training): fc2 reads only the rest
             active = [j for j, hj in enumerate(hidden) if hj > 0]
             act = [hidden[j] for j in active]
             x = x_mid
             if active:
                 fc2_active = list(chain.from_iterable(zip(*[fc2_cols[j] for j in active])))
-                x = list(map(add, matvec(fc2_active, act, E), x_mid))
+                x = list(map(add, self.matvec(fc2_active, act, E), x_mid))
             layer_traces.append((x_in, n1, s1, q, attn, attn_out, x_mid, n2, s2, active, act))
-        logits = matvec(self.lm_head, x, self.vocab_size)
+        logits = self.matvec(self.lm_head, x, self.vocab_size)
         return logits, (token_id, pos_id, x_emb, s_emb, layer_traces, x)
 
     # -- backward -----------------------------------------------------------
@@ -241,7 +284,7 @@ class Model(GraphFreeModel):
             token_id, _, x_emb, s_emb, layer_traces, x_out = traces[pos_id]
             dy = dlogits[pos_id]
             lm_pairs.append((dy, x_out))
-            dx = matvec(self.lm_head_t, dy, E)
+            dx = self.matvec(self.lm_head_t, dy, E)
             for li in reversed(range(L)):
                 _, qkv_t, _, wo_t, _, fc1_rows, fc2_cols = self.layers[li]
                 qkv_pairs, wo_pairs, fc1_pairs, fc2_pairs = layer_pairs[li]
@@ -249,16 +292,16 @@ class Model(GraphFreeModel):
                 # MLP: x = fc2 relu(fc1 rmsnorm(x_mid)) + x_mid; inactive units pass no gradient
                 if active:
                     fc2_active = list(chain.from_iterable([fc2_cols[j] for j in active]))
-                    dhidden = matvec(fc2_active, dx, len(active))
+                    dhidden = self.matvec(fc2_active, dx, len(active))
                     for j, a, d in zip(active, act, dhidden):
                         fc2_pairs[j].append((a, dx))
                         fc1_pairs[j].append((d, n2))
                     fc1_active = list(chain.from_iterable(zip(*[fc1_rows[j] for j in active])))
-                    dn2 = matvec(fc1_active, dhidden, E)
+                    dn2 = self.matvec(fc1_active, dhidden, E)
                     dx = list(map(add, dx, rmsnorm_backward(dn2, x_mid, s2, inv_n)))
                 # attention: x_mid = wo attn_out + x_in
                 wo_pairs.append((dx, attn_out))
-                dattn = matvec(wo_t, dx, E)
+                dattn = self.matvec(wo_t, dx, E)
                 seen = pos_id + 1  # positions this one attended to, as (seen, H) or (seen, E)
                 dattn_w = dot_groups(values[li], dattn * seen, D)  # map() stops at seen * E
                 dot_wdw = column_sums(map(mul, attn, dattn_w), H)
@@ -277,7 +320,7 @@ class Model(GraphFreeModel):
                 )
                 dqkv = dq + dk[pos_id * E :] + dv[pos_id * E :]
                 qkv_pairs.append((dqkv, n1))
-                dn1 = matvec(qkv_t, dqkv, E)
+                dn1 = self.matvec(qkv_t, dqkv, E)
                 dx = list(map(add, dx, rmsnorm_backward(dn1, x_in, s1, inv_n)))
             dx = rmsnorm_backward(dx, x_emb, s_emb, inv_n)
             dwte[token_id] = list(map(add, dwte[token_id], dx))
@@ -285,27 +328,19 @@ class Model(GraphFreeModel):
 
         grad = list(chain.from_iterable(dwte))
         grad += chain.from_iterable(dwpe)
-        grad += outer_sum(lm_pairs, V, E)
+        grad += self.outer_sum(lm_pairs, V, E)
         for qkv_pairs, wo_pairs, fc1_pairs, fc2_pairs in layer_pairs:
-            grad += outer_sum(qkv_pairs, 3 * E, E)
-            grad += outer_sum(wo_pairs, E, E)
-            grad += rows_from_pairs(fc1_pairs, E)
-            grad += transpose(rows_from_pairs(fc2_pairs, E), E)
+            grad += self.outer_sum(qkv_pairs, 3 * E, E)
+            grad += self.outer_sum(wo_pairs, E, E)
+            grad += self.rows_from_pairs(fc1_pairs, E)
+            grad += transpose(self.rows_from_pairs(fc2_pairs, E), E)
         return loss, grad
 
     def adam_step(self, grad, step, num_steps):
         """The baseline's Adam, formula for formula, over the flat lists."""
-        cfg = self.adam
-        b1, b2, eps = cfg.beta1, cfg.beta2, cfg.eps
-        c1, c2 = 1 - b1, 1 - b2
-        lr_t = cfg.lr_at(step, num_steps)
-        sqrt = math.sqrt  # faster than ** 0.5 (pow), equal to rounding
-        bc1, bc2 = cfg.bias_corrections(step)
-        self.m = m = [b1 * mi + c1 * g for mi, g in zip(self.m, grad)]
-        self.v = v = [b2 * vi + c2 * (g * g) for vi, g in zip(self.v, grad)]
-        self.params = [
-            p - lr_t * (mi / bc1) / (sqrt(vi / bc2) + eps) for p, mi, vi in zip(self.params, m, v)
-        ]
+        self.params, self.m, self.v = adam_on_floats(
+            self.params, grad, self.m, self.v, self.adam, step, num_steps
+        )
         self._refresh_views()
 
     # -- sampling -----------------------------------------------------------

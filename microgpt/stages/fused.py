@@ -5,11 +5,11 @@ nodes and a constant for every output; now it builds one `Dot` node whose forwar
 is `sum(map(mul, ...))` on floats (a C loop) and whose backward is one Python loop
 over the pairs. The attention's weighted sum of values gets the same treatment
 (`WeightedSum`), and the attention score's division by sqrt(head_dim) is folded
-into its `Dot`. For the name "emma" the graph shrinks from 42,513 nodes to 2,889,
-so building it, sorting it and walking it back all get cheaper (the benchmark
-gives the factor). What is left is the multiply-adds themselves (the
-forward's `sum(map(mul, ...))` and the backward's loops over pairs, a Python-level
-`+=` per weight per position), the walk, and Adam's loop over every parameter.
+into its `Dot`. The graph shrinks by an order of magnitude (chapter 09 counts it),
+so building it, sorting it and walking it back all get cheaper. What is left is
+the multiply-adds themselves (the forward's `sum(map(mul, ...))` and the backward's
+loops over pairs, a Python-level `+=` per weight per position), the walk, and
+Adam's loop over every parameter.
 """
 
 from operator import mul
@@ -50,8 +50,8 @@ def backward(topo):
     """Chain rule over `topo` in reverse; fused nodes run their own loop.
 
     A node whose gradient is exactly zero is skipped: it would only add zeros. That
-    is true of about half the first MLP layer's rows at every position, the ones
-    whose ReLU is off, and their `Dot` loops are the longest in the model.
+    is true of the first MLP layer's rows whose ReLU is off at a position, and their
+    `Dot` loops are among the longest in the model (chapter 09 measures the skip).
     """
     for node in reversed(topo):
         grad = node.grad

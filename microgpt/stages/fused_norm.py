@@ -1,14 +1,14 @@
 """Stage `fused_norm`: RMSNorm's scale becomes one node with its analytic gradient.
 
-`rmsnorm(x)` built 54 nodes for 16 inputs: a multiply and an add per square and
-the sum's starting 0, the mean's multiply, the epsilon's add (each with its
-constant), a power, and the 16 output products. The outputs
-are `x_i * s` with `s = (mean(x^2) + eps) ** -0.5`, and `s` has a closed-form
-gradient, `ds/dx_j = -s**3 * x_j / n`, so here `s` is one `RMSScale` node whose
-backward is a single loop over `x`: 17 nodes instead of 54, three times per
-position. Reusing scratch buffers across steps (the weights' floats that the `Dot`
-nodes read, refreshed in place after each Adam update) was tried as well and gave
-no measurable gain, so this stage keeps the simpler fresh lists.
+`rmsnorm(x)` built a multiply and an add per square (and the sum's starting 0), the
+mean's multiply, the epsilon's add (each with its constant), a power, and one
+product per output. The outputs are `x_i * s` with `s = (mean(x^2) + eps) ** -0.5`,
+and `s` has a closed-form gradient, `ds/dx_j = -s**3 * x_j / n`, so here `s` is one
+`RMSScale` node whose backward is a single loop over `x`; only the output products
+stay, three RMSNorms per position (chapter 10 counts the nodes). Reusing scratch
+buffers across steps (the weights' floats that the `Dot` nodes read, refreshed in
+place after each Adam update) was tried as well and did not pay for its extra code,
+so this stage keeps the simpler fresh lists.
 """
 
 from operator import mul

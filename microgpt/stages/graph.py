@@ -17,9 +17,11 @@ mechanism is two functions: every op allocates through `new_node`, and a model h
 its spent graph back through its `release` hook, which later stages may override
 (the `gc` stage switches recycling off there). One would expect no gain, since
 CPython's small-object allocator is fast. The cost it saves is the cyclic garbage
-collector's: a collection runs every 700 new container objects and walks the
-surviving graph over and over, and a recycled node is not a new object. Chapter 07
-measures pooling with the collector on and off.
+collector's: a young collection starts after every 700 new container objects, and
+a recycled node is not a new object. (A collection of the oldest generation walks
+every live container object, most of them this step's graph, pooled nodes included;
+the young generations walk only the objects allocated since the last collection.)
+Chapter 07 measures pooling with the collector on and off.
 """
 
 import itertools

@@ -38,10 +38,15 @@ class Model(graph.Model):
 
     def train_step(self, tokens, step, num_steps):
         """Forward, backward and one Adam update; returns the loss as a float."""
+        loss = self.forward_backward(tokens)
+        self.optimizer.step(step, num_steps)
+        return loss
+
+    def forward_backward(self, tokens):
+        """The loss of `tokens` as a float, with every parameter's gradient filled in."""
         all_logits = self.logits_per_position(tokens)
         loss = cross_entropy(all_logits, tokens)
         self.backward([logit for logits in all_logits for logit in logits])
-        self.optimizer.step(step, num_steps)
         return loss
 
     def backward(self, roots):

@@ -1,8 +1,9 @@
 """Stage `tensor`: a contiguous numpy core (float64), the whole name per step.
 
-`flat` still pays the interpreter for every number. Here a step is about a hundred
-numpy calls on whole arrays: every position goes through each matrix in one product,
-and attention sees all positions at once through a causal mask, which gives the same
+`flat` still pays the interpreter for every number. Here a step is a fixed number of
+numpy calls on whole arrays (chapter 14 counts them): every position goes through
+each matrix in one product, and attention sees all positions at once through a
+causal mask, which gives the same
 numbers as the baseline's growing key/value cache (a masked score is exp(-inf) = 0).
 The backward pass is written out by hand and Adam runs in place on one flat buffer of
 which every weight matrix is a view, so the update is 14 calls.
@@ -23,27 +24,26 @@ keeps it out of the loss.
 
 from functools import lru_cache, partial
 
-import numpy as np
-
 from ..config import AdamConfig
-from ._graph_free import GraphFreeModel
+from ._arrays import ArrayModel, np
+
+# the largest vocabulary whose one-hot rows are kept as a table (8 * n * n bytes)
+ONE_HOT_TABLE_MAX = 512
 
 
-class Model(GraphFreeModel):
+class Model(ArrayModel):
     """microgpt on numpy arrays: whole-sequence forward, hand-written backward."""
 
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
-        super().__init__(cfg, vocab_size, adam)
-        self.params = np.array(self.layout.flatten(weights), dtype=np.float64)
-        self.grads = np.zeros_like(self.params)
-        self.m = np.zeros_like(self.params)  # Adam's running mean of gradients
-        self.v = np.zeros_like(self.params)  # Adam's running mean of squared gradients
+        super().__init__(cfg, vocab_size, weights, adam)
         self.scratch = np.zeros((2, self.params.size))  # Adam's temporaries, reused
         self.w = self._views(self.params)
         self.g = self._views(self.grads)
         self.layer_w = self.layer_weights(self.w)
         self.layer_g = self.layer_weights(self.g)
         self.mask = np.zeros((0, 0))  # the largest causal mask so far; smaller ones are views
+        # row i: the one-hot vector of token i; a large vocabulary builds them as needed
+        self.eye = np.eye(vocab_size) if vocab_size <= ONE_HOT_TABLE_MAX else None
 
     def _views(self, buf):
         """Each matrix as a view into `buf`; wq, wk, wv adjacent form one qkv matrix."""
@@ -56,19 +56,19 @@ class Model(GraphFreeModel):
             views[f"layer{li}.qkv"] = buf[start : start + 3 * E * E].reshape(3 * E, E)
         return views
 
-    @property
-    def num_params(self):
-        return self.params.size
-
-    def weights(self):
-        """The parameters keyed like `init_weights`, as lists of rows of floats."""
-        return self.layout.unflatten(self.params.tolist())
-
     def causal_mask(self, T):
         """(T, T) with -inf above the diagonal: position t sees positions 0..t."""
         if T > len(self.mask):
             self.mask = np.triu(np.full((T, T), -np.inf), k=1)
         return self.mask[:T, :T]
+
+    def one_hot(self, ids):
+        """(..., vocab_size) one-hot rows of an array of token ids."""
+        if self.eye is not None:
+            return self.eye.take(ids, 0)
+        rows = np.zeros((*ids.shape, self.vocab_size))
+        np.put_along_axis(rows, ids[..., None], 1.0, axis=-1)
+        return rows
 
     # -- forward ------------------------------------------------------------
 
@@ -85,7 +85,7 @@ class Model(GraphFreeModel):
         E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
         B, T = ids.shape
         inv_n = E**-1
-        x_emb = (self.w["wte"][ids] + self.w["wpe"][:T]).reshape(B * T, E)
+        x_emb = (self.w["wte"].take(ids, 0) + self.w["wpe"][:T]).reshape(B * T, E)
         x, s_emb = rmsnorm(x_emb, inv_n)
         x_emb_normed = x
         layers = []
@@ -133,32 +133,29 @@ class Model(GraphFreeModel):
         T = max(lengths)
         inv_n = E**-1
         if B == 1:
-            ids = np.array(token_lists[0][: T + 1])
-            targets = ids[1:]
-            ids = ids[None, :T]
-            rows = np.arange(T)
+            padded = np.array(token_lists[:1])[:, : T + 1]
+            real = slice(None)  # every position is a real one
+            weight = inv_count = 1 / T
         else:
             padded = np.zeros((B, T + 1), dtype=np.int64)
             for b, tokens in enumerate(token_lists):
                 padded[b, : lengths[b] + 1] = tokens[: lengths[b] + 1]
-            ids = padded[:, :T]
-            rows = np.flatnonzero(np.arange(T) < np.array(lengths)[:, None])
-            targets = padded[:, 1:].ravel()[rows]
-        logits, (x_emb_normed, s_emb, layers, x_out) = self.forward(ids)
+            real = (np.arange(T) < np.array(lengths)[:, None]).ravel()
+            inv_count = 1 / sum(lengths)
+            weight = (real * inv_count)[:, None]  # zero on padding
+        # one-hot rows of every token: the inputs' for the embedding, the targets' for the loss
+        onehots = self.one_hot(padded)
+        inputs = onehots[:, :T].reshape(B * T, -1)
+        targets = onehots[:, 1:].reshape(B * T, -1)
+        logits, (x_emb_normed, s_emb, layers, x_out) = self.forward(padded[:, :T])
 
         probs = logits
         softmax_(probs)
-        inv_count = 1 / len(rows)
-        loss = -float(np.add.reduce(np.log(probs[rows, targets]))) * inv_count
+        loss = -float(np.add.reduce(np.log(row_dot(probs, targets)[real]))) * inv_count
 
         # d(mean cross-entropy)/d(logits) = (probs - onehot) / count, zero on padding
-        if B > 1 and len(rows) < B * T:
-            keep = np.zeros((B * T, 1))
-            keep[rows] = inv_count
-            probs *= keep
-        else:
-            probs *= inv_count
-        probs[rows, targets] -= inv_count
+        probs -= targets
+        probs *= weight
         dlogits = probs
         g = self.g
         np.matmul(dlogits.T, x_out, out=g["lm_head"])
@@ -191,10 +188,8 @@ class Model(GraphFreeModel):
             dx += rmsnorm_backward(dqkv @ qkv_w, n1, s1, inv_n)
         dx = rmsnorm_backward(dx, x_emb_normed, s_emb, inv_n)
         # x_emb = wte[ids] + wpe[:T]: a token's row gathers the gradients of its positions
-        # (one product with the one-hot rows of this batch), a position's row those of the batch
-        token_onehots = np.zeros((B * T, self.vocab_size))
-        token_onehots[np.arange(B * T), ids.ravel()] = 1.0
-        np.matmul(token_onehots.T, dx, out=g["wte"])
+        # (one product with the inputs' one-hot rows), a position's row those of the batch
+        np.matmul(inputs.T, dx, out=g["wte"])
         g["wpe"][T:] = 0.0
         np.add.reduce(dx.reshape(B, T, E), axis=0, out=g["wpe"][:T])
         return loss

@@ -1,0 +1,104 @@
+"""Figures the prose quotes, kept true: a chapter shows each measured figure with `quote`,
+and its prose marks the figure where it quotes it, `1.6x<!--fig:name-->`.
+
+`tests/test_book_figures.py` reads every chapter: each marked figure must be the one
+the chapter's stored outputs quote under that name, figures taken from the benchmark
+of record must be the record's current ones, and a measured-looking number in prose
+(a speed-up, a time, a percentage, a size) must carry a mark, or `<!--cited-->` when it
+comes from a linked source. The mark is an HTML comment: JupyterLab, the HTML book and
+the browser site show the prose without it.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+RECORD_PATH = Path(__file__).resolve().parent.parent / "tools" / "record.json"
+METADATA_KEY = "microgpt_figures"  # where a quoted figure is stored in the notebook
+# a figure in prose and its mark: 1.6x<!--fig:name-->, **54**<!--fig:nodes-->
+MARKED = re.compile(r"(\S+?)<!--fig:(\w+)-->")
+WRAPPING = "*_("  # markdown around a figure: **1.6x**, (54
+
+
+def quote(**figures):
+    """Show `name = text` for each figure (texts as the prose writes them: "1.6x", "54")
+    and store them in the cell's output for the check."""
+    show({name: str(text) for name, text in figures.items()}, {})
+
+
+def record():
+    """The benchmark of record (`make readme-table` writes it)."""
+    return json.loads(RECORD_PATH.read_text())
+
+
+def record_row(stage):
+    """The record's row of `stage`."""
+    rows = {row["name"]: row for row in record()["stages"]}
+    return rows[stage]
+
+
+def format_figure(value, field):
+    """A record's value as the prose writes it: speed-ups as "21.4x", times in ms."""
+    if field.startswith(("cpu_speedup", "speedup")):
+        return f"{value:.3g}x" if value < 100 else f"{value:,.0f}x"
+    return f"{value:.3g}"
+
+
+def quote_record(**figures):
+    """Quote figures of the benchmark of record: name=(stage, field) for each."""
+    texts = {
+        name: format_figure(record_row(stage)[field], field)
+        for name, (stage, field) in figures.items()
+    }
+    show(texts, {name: list(source) for name, source in figures.items()})
+
+
+def show(texts, sources):
+    lines = "\n".join(f"{name} = {text}" for name, text in texts.items())
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if shell is None:
+        print(lines)
+        return
+    from IPython.display import display
+
+    metadata = {METADATA_KEY: {"figures": texts, "record": sources}}
+    display({"text/plain": lines}, metadata=metadata, raw=True)
+
+
+def quoted(nb):
+    """({name: text}, {name: [stage, field]}) of every figure a notebook's outputs quote."""
+    texts, sources = {}, {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            found = output.get("metadata", {}).get(METADATA_KEY)
+            if found:
+                texts.update(found["figures"])
+                sources.update(found["record"])
+    return texts, sources
+
+
+def bare(text):
+    """A marked figure without the markdown around it."""
+    return text.strip(WRAPPING)
+
+
+def sync_prose(nb):
+    """Write each marked figure of the prose as the outputs now quote it, so that
+    re-running a chapter keeps its prose true; [(name, old, new)] of what changed."""
+    texts, _ = quoted(nb)
+    changed = []
+
+    def now(match):
+        text, name = match.groups()
+        if name not in texts or bare(text) == texts[name]:
+            return match.group(0)
+        core = bare(text)
+        start = text.index(core)
+        changed.append((name, core, texts[name]))
+        return f"{text[:start]}{texts[name]}{text[start + len(core) :]}<!--fig:{name}-->"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = MARKED.sub(now, cell.source)
+    return changed
