@@ -34,6 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_BROWSER = os.environ.get("MICROGPT_REQUIRE_BROWSER") == "1"
 CHAPTER_BUDGET_S = float(os.environ.get("MICROGPT_SITE_CHAPTER_BUDGET_S", "180"))
 CDN_TAG = "needs-cdn"
+# a cell whose output differs in the browser by design: Python 3.14's own defaults (the
+# recursion limit, the collector's thresholds), or what the kernel lacks (numba, numpy
+# offline). It must still run there without an error; nbval compares it in CPython.
+DIFFERS_TAG = "differs-in-browser"
 REPORT = ROOT / "lite" / "_bench" / "site_report.json"
 
 
@@ -197,11 +201,11 @@ def sanitize(text, sanitizers):
 
 
 def cell_flags(cell):
-    """nbval markers (comments or tags) and our needs-cdn tag, lower-cased."""
+    """nbval markers (comments or tags) and our needs-cdn and differs-in-browser tags."""
     source = "".join(cell.get("source", ""))
     tags = {t.lower() for t in cell.get("metadata", {}).get("tags", [])}
     flags = set()
-    if "# NBVAL_IGNORE_OUTPUT" in source or "nbval-ignore-output" in tags:
+    if "# NBVAL_IGNORE_OUTPUT" in source or "nbval-ignore-output" in tags or DIFFERS_TAG in tags:
         flags.add("ignore")
     if "# NBVAL_SKIP" in source or "nbval-skip" in tags:
         flags.add("skip")
