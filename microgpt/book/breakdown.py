@@ -15,12 +15,12 @@ as the benchmark's ratios are.
 """
 
 import gc
-import sys
 import time
 from dataclasses import dataclass, field
 
 from .. import stages
 from ..model import GPT
+from ..tools.bench import drop_spare_nodes
 from ..train import Run
 
 PHASES = ("forward", "backward", "optimizer", "collector")
@@ -154,7 +154,7 @@ def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
             step_seconds[0] += clock() - start
 
     run.model.train_step = outer_step
-    _clear_node_pool()
+    drop_spare_nodes()
     gc.collect()
     gc.callbacks.append(phase_clock.on_gc)
     try:
@@ -162,17 +162,10 @@ def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
             pass
     finally:
         gc.callbacks.remove(phase_clock.on_gc)
-        _clear_node_pool()
+        drop_spare_nodes()
     return Breakdown(
         steps, phase_clock.totals, phase_clock.seen, step_seconds[0], phase_clock.collections
     )
-
-
-def _clear_node_pool():
-    """Empty the `graph` stage's free list (if loaded), so runs do not inherit nodes."""
-    graph = sys.modules.get("microgpt.stages.graph")
-    if graph is not None:
-        graph.free_nodes.clear()
 
 
 def step_breakdown(stage_name, docs, steps=3, pooling=True):

@@ -11,8 +11,9 @@ the browser site show the prose without it.
 
 import json
 import re
-import sys
 from pathlib import Path
+
+from .notebook import in_notebook
 
 RECORD_PATH = Path(__file__).resolve().parent.parent / "tools" / "record.json"
 METADATA_KEY = "microgpt_figures"  # where a quoted figure is stored in the notebook
@@ -47,17 +48,16 @@ def format_figure(value, field):
 
 def quote_record(**figures):
     """Quote figures of the benchmark of record: name=(stage, field) for each."""
+    rows = {row["name"]: row for row in record()["stages"]}
     texts = {
-        name: format_figure(record_row(stage)[field], field)
-        for name, (stage, field) in figures.items()
+        name: format_figure(rows[stage][field], field) for name, (stage, field) in figures.items()
     }
     show(texts, {name: list(source) for name, source in figures.items()})
 
 
 def show(texts, sources):
     lines = "\n".join(f"{name} = {text}" for name, text in texts.items())
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    if shell is None:
+    if not in_notebook():
         print(lines)
         return
     from IPython.display import display

@@ -160,6 +160,14 @@ def load_modules(names, left_out=None):
 # measuring
 
 
+def drop_spare_nodes():
+    """Empty the `graph` stage's free list, if that stage is loaded: a pooled stage's
+    spare nodes are not the next run's to carry."""
+    graph = sys.modules.get("microgpt.stages.graph")
+    if graph is not None:
+        graph.free_nodes.clear()
+
+
 @contextmanager
 def isolated_gc():
     """A round's collector as in a process of the stage's own: it walks only what the
@@ -167,9 +175,7 @@ def isolated_gc():
     tens of thousands of objects, the dataset, this benchmark) is frozen out of its
     walks, and a stage's tuning of the collector is undone afterwards."""
     enabled, threshold, frozen = gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()
-    graph = sys.modules.get("microgpt.stages.graph")
-    if graph is not None:  # a pooled stage's spare nodes are not the next stage's to carry
-        graph.free_nodes.clear()
+    drop_spare_nodes()
     gc.collect()  # the previous stage's garbage is not this stage's cost
     gc.freeze()
     try:
