@@ -57,15 +57,36 @@ def format_sample(index, name):
 INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
 
 
+def shuffled(docs, seed):
+    """(the documents in microgpt's order, the generator that shuffled them): a run
+    draws its weights from that generator next."""
+    rng = random.Random(seed)
+    docs = list(docs)
+    rng.shuffle(docs)
+    return docs, rng
+
+
+def step_docs(docs, num_steps):
+    """The documents of steps 1 to `num_steps` as `train` reads them: cycled when fewer."""
+    return [docs[step % len(docs)] for step in range(num_steps)]
+
+
 class Run:
     """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original."""
 
     def __init__(self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig()):
-        self.rng = random.Random(seed)
-        self.docs = list(docs)
-        self.rng.shuffle(self.docs)
+        self.docs, self.rng = shuffled(docs, seed)
         self.tokenizer = Tokenizer.from_docs(self.docs)
+        # what a twin of the model needs: the generator's state where the weights are drawn
+        self._recipe = (stage_module, cfg, adam, self.rng.getstate())
         self.model = create_model(stage_module, self.tokenizer.vocab_size, self.rng, cfg, adam)
+
+    def fresh_model(self):
+        """A new model with the weights this run's model started from (its untrained twin)."""
+        stage_module, cfg, adam, state = self._recipe
+        rng = random.Random()
+        rng.setstate(state)
+        return create_model(stage_module, self.tokenizer.vocab_size, rng, cfg, adam)
 
     def train(self, num_steps, batch_size=None):
         return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)

@@ -28,7 +28,7 @@ from ..config import AdamConfig
 from ..optim import adam_on_floats
 from . import gc_pause
 from ._graph_free import FlatLayout
-from .flat import (
+from ._list_kernels import (
     column_sums,
     dot_groups,
     outer_sum,

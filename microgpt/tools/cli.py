@@ -12,7 +12,6 @@ from ..data import Tokenizer, data_source, load_dataset
 from ..errors import MicrogptError, forget_interrupt, raise_interrupts
 from ..sampling import iter_names
 from ..train import INFERENCE_HEADER, Run, format_sample, format_step
-from . import bench
 from .args import (
     ArgumentParser,
     Output,
@@ -77,7 +76,7 @@ def train_parser(prog):
         help="names file, one per line (default: $MICROGPT_DATA, ./input.txt, the cache, "
         "or a download of makemore's names.txt)",
     )
-    add_stage_flag(p, f"implementation to run, one of {', '.join(stages.names())}")
+    add_stage_flag(p, f"implementation to run, one of {', '.join(stages.stage_names())}")
     p.add_argument(
         "--save",
         metavar="PATH",
@@ -116,24 +115,32 @@ def names_input(path):
     return {given[1]: given[0]} if given else {}
 
 
-def cmd_train(args):
-    stage = args.stage or stages.default_name()
-    if args.batch_size and not stages.BY_NAME[stage].batched:
+def check_flags(command, args, parser, profiles):
+    """What no single flag's type can check, before any work (exit 2): two files that
+    are one, --batch-size with a stage that trains on one name; fills in the stage."""
+    args.stage = args.stage or stages.default_name()
+    if command == "train":
+        clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
+    else:
+        clash = check_distinct_paths(profiles, {"--load": args.load})
+    if clash:
+        parser.error(clash)
+    if command == "train" and args.batch_size and not stages.BY_NAME[args.stage].batched:
         batched = ", ".join(s.name for s in stages.STAGES if s.batched)
-        train_parser("python -m microgpt").error(
-            f"--batch-size needs a stage that trains on batches ({batched}), not {stage}"
+        parser.error(
+            f"--batch-size needs a stage that trains on batches ({batched}), not {args.stage}"
         )
-    module = stages.load(stage)
+
+
+def cmd_train(args):
+    module = stages.load(args.stage)
     dataset = load_dataset(args.data)
     if dataset.is_fallback:
         print(f"training on the {dataset.source} ({len(dataset.docs)} names)", file=sys.stderr)
     say = Output(keep_going=bool(args.save))
     run = Run(dataset.docs, module, seed=args.seed)
-    if args.save and len(run.tokenizer.chars) >= checkpoint.MAX_VOCAB:
-        raise checkpoint.CheckpointError(
-            f"--save {args.save}: the names use {len(run.tokenizer.chars):,} distinct "
-            f"characters; a checkpoint holds fewer than {checkpoint.MAX_VOCAB:,}"
-        )
+    if args.save:
+        checkpoint.check_vocabulary(run.tokenizer.chars, args.save)
     say(f"num docs: {len(run.docs)}")
     say(f"vocab size: {run.tokenizer.vocab_size}")
     say(f"num params: {run.model.num_params}")
@@ -142,7 +149,7 @@ def cmd_train(args):
     save_failed = None
     if args.save:
         try:
-            checkpoint.save(args.save, run.model, run.tokenizer, stage, args.steps)
+            checkpoint.save(args.save, run.model, run.tokenizer, args.stage, args.steps)
         except OSError as e:  # a full disk: say so after the names, which are still good
             save_failed = checkpoint.CheckpointError(
                 f"--save {args.save}: the checkpoint could not be written ({e.strerror or e}); "
@@ -160,7 +167,7 @@ def cmd_train(args):
 
 
 def cmd_sample(args):
-    module = stages.load(args.stage or stages.default_name())
+    module = stages.load(args.stage)
     cfg, chars, weights = checkpoint.load(args.load)
     tokenizer = Tokenizer(chars)
     model = module.Model(cfg, tokenizer.vocab_size, weights)
@@ -185,26 +192,21 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
     prog = f"python -m microgpt {command}"
-    profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
-    if command == "train":
-        parser = train_parser("python -m microgpt")
-        args = parser.parse_args(argv)
-        action = cmd_train
-        clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
-    elif command == "sample":
-        parser = sample_parser(prog)
-        args = parser.parse_args(argv)
-        action = cmd_sample
-        clash = check_distinct_paths(profiles, {"--load": args.load})
-    elif command == "stages":
+    if command == "bench":
+        from . import bench  # deferred: training imports nothing of the benchmark
+
+        return bench.main(argv)
+    if command == "stages":
         ArgumentParser(
             prog=prog, description="List the stages, fastest available marked *."
         ).parse_args(argv)
-        args, action, clash = None, cmd_stages, None
+        args, action = None, cmd_stages
     else:
-        return bench.main(argv)
-    if clash:
-        parser.error(clash)
+        parser = train_parser("python -m microgpt") if command == "train" else sample_parser(prog)
+        args = parser.parse_args(argv)
+        profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
+        check_flags(command, args, parser, profiles)
+        action = cmd_train if command == "train" else cmd_sample
     try:
         check_environment_paths(os.environ, PROFILE_VARIABLES)
     except MicrogptError as e:
