@@ -156,9 +156,12 @@ def broken_records(text):
 def test_a_missing_or_broken_record_is_one_line_and_writes_nothing(from_record):
     tmp = from_record.tmp
     cases = [("gone.json", None, "gone.json: no such file")]
+    cases += [("folder", "a folder", "folder: is a directory")]
     cases += broken_records((tmp / "rec.json").read_text())
     for name, data, problem in cases:
-        if data is not None:
+        if data == "a folder":
+            (tmp / name).mkdir()
+        elif data is not None:
             (tmp / name).write_bytes(data)
         args = ["--from-record", name, "--update-readme", "README.md", "--markdown", "t.md"]
         done = bench_command(args, tmp, "unused")
