@@ -146,14 +146,6 @@ def test_diverging_loss_stops_with_a_message(monkeypatch, small_names, capsys):
     assert "loss is nan at step 1" in err
 
 
-def test_stages_lists_every_stage(capsys):
-    assert main(["stages"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == len(stages.STAGES)
-    for line, stage in zip(out, stages.STAGES):
-        assert stage.name in line
-
-
 def test_fallback_is_announced_when_offline(tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",
