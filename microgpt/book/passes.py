@@ -12,19 +12,20 @@ from ..train import losses_and_samples
 PROOF_STEPS = 30  # training steps compared
 
 
-def prove_same_as_baseline(docs, stage, num_steps=PROOF_STEPS, tol=1e-12):
-    """Train `stage` and the baseline from seed 42 for `num_steps`, then sample 20 names
-    from each: print the comparison, and fail unless the losses agree within `tol` and
-    the names are the same. Returns (baseline losses, stage losses)."""
+def prove_same_as_baseline(docs, stage_name, num_steps=PROOF_STEPS, tol=1e-12):
+    """Train the stage `stage_name` and the baseline from seed 42 for `num_steps`, then
+    sample 20 names from each: print the comparison, and fail unless the losses agree
+    within `tol` and the names are the same. Returns (baseline losses, stage losses)."""
     base_losses, base_names = losses_and_samples(docs, stages.load("baseline"), num_steps)
-    losses, names = losses_and_samples(docs, stages.load(stage), num_steps)
+    losses, names = losses_and_samples(docs, stages.load(stage_name), num_steps)
     max_diff = max(abs(a - b) for a, b in zip(losses, base_losses, strict=True))
     print(f"steps compared: {len(losses)}")
     print(f"max |loss diff| < {tol:g}: {max_diff < tol}")
     print(f"same 20 names: {names == base_names}")
-    print(f"loss at step {num_steps}: baseline {base_losses[-1]:.6f}, {stage} {losses[-1]:.6f}")
+    last = f"baseline {base_losses[-1]:.6f}, {stage_name} {losses[-1]:.6f}"
+    print(f"loss at step {num_steps}: {last}")
     print("names:", ", ".join(names))
-    assert max_diff < tol and names == base_names, f"{stage} does not behave as the baseline"
+    assert max_diff < tol and names == base_names, f"{stage_name} does not behave as the baseline"
     return base_losses, losses
 
 
