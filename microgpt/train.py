@@ -14,9 +14,13 @@ class TrainingDiverged(MicrogptError):
     """The loss became NaN or infinite; the message says at which step."""
 
 
-def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig()):
-    """A fresh model of a stage, its weights drawn from `rng` in microgpt's order."""
-    return stage_module.Model(cfg, vocab_size, init_weights(cfg, vocab_size, rng), adam)
+def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig(), options=None):
+    """A fresh model of a stage, its weights drawn from `rng` in microgpt's order.
+
+    `options`: the keyword options the stage's Model takes (the registry's `options`).
+    """
+    weights = init_weights(cfg, vocab_size, rng)
+    return stage_module.Model(cfg, vocab_size, weights, adam, **(options or {}))
 
 
 def train(model, docs, tokenizer, num_steps, batch_size=None):
@@ -60,12 +64,15 @@ INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
 class Run:
     """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original."""
 
-    def __init__(self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig()):
+    def __init__(
+        self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig(), options=None
+    ):
         self.rng = random.Random(seed)
         self.docs = list(docs)
         self.rng.shuffle(self.docs)
         self.tokenizer = Tokenizer.from_docs(self.docs)
-        self.model = create_model(stage_module, self.tokenizer.vocab_size, self.rng, cfg, adam)
+        vocab_size = self.tokenizer.vocab_size
+        self.model = create_model(stage_module, vocab_size, self.rng, cfg, adam, options)
 
     def train(self, num_steps, batch_size=None):
         return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)

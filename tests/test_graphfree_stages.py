@@ -112,7 +112,10 @@ def test_batch_size_flag_needs_the_tensor_stage(capsys):
         main(["--stage", "flat", "--batch-size", "4", "--steps", "1"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--batch-size needs a stage that trains on batches (tensor)" in err[0]
+    batched = ", ".join(s.name for s in stages.STAGES if s.batched)  # tensor, torch
+    assert (
+        len(err) == 1 and f"--batch-size needs a stage that trains on batches ({batched})" in err[0]
+    )
 
 
 def test_batch_size_flag_trains_the_tensor_stage(names_path, capsys):
@@ -132,9 +135,7 @@ def test_batch_size_flag_trains_the_tensor_stage(names_path, capsys):
 
 def torch_module():
     pytest.importorskip("torch")
-    from microgpt.stages import torch_oracle
-
-    return torch_oracle
+    return stages.load("torch")
 
 
 def test_one_baseline_training_step_matches_torch():
