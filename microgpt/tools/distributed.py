@@ -82,8 +82,13 @@ def launch_from(environ):
 
 
 def is_other_rank(environ):
-    """Whether this process is one of torchrun's, but not process 0: it prints nothing."""
-    return environ.get("RANK", "0").strip() not in ("", "0") and bool(environ.get("WORLD_SIZE"))
+    """Whether this process is one of a run's, but not process 0: it prints nothing.
+    (Variables that cannot start a run make no run: that process says so.)"""
+    try:
+        launch = launch_from(environ)
+    except LaunchError:
+        return False
+    return launch is not None and launch.rank != 0
 
 
 def silence(environ):

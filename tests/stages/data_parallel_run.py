@@ -18,12 +18,13 @@ from microgpt.tools import distributed
 from microgpt.train import Run
 
 
-def main(names_file, steps, batch_size, timeout=distributed.TIMEOUT.total_seconds(), shape=""):
+def main(names_file, steps, batch_size, timeout=None, shape=""):
     launch = distributed.launch_from(os.environ)
     module = stages.load("torch")
     fields = ("n_layer", "n_embd", "n_head", "block_size")
     cfg = GPTConfig(**dict(zip(fields, map(int, shape.split(","))))) if shape else GPTConfig()
-    distributed.start(launch, module.check_options(device="cpu"), timedelta(seconds=float(timeout)))
+    timeout = timedelta(seconds=float(timeout)) if timeout else distributed.TIMEOUT
+    distributed.start(launch, module.check_options(device="cpu"), timeout)
     run = Run(read_names(names_file), module, cfg=cfg, options={"device": "cpu"})
     distributed.distribute(launch, run.model)
     with distributed.guard(launch):
