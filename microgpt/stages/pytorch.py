@@ -27,6 +27,7 @@ from ..model import param_shapes
 from . import DEVICES, DTYPES, StageError
 
 IGNORE = -1  # the target of a padded position: cross-entropy skips it
+THREADS = torch.get_num_threads()  # PyTorch's own choice (the cores, or OMP_NUM_THREADS)
 
 
 class UnavailableOption(StageError):
@@ -99,6 +100,9 @@ class Network(torch.nn.Module):
                 for name in self.names
             }
         )
+        # each layer's matrices, looked up once (a plain list: the parameters are registered above)
+        names = ("attn_wq", "attn_wk", "attn_wv", "attn_wo", "mlp_fc1", "mlp_fc2")
+        self.layers = [tuple(self[f"layer{li}.{w}"] for w in names) for li in range(cfg.n_layer)]
         # -inf above the diagonal: position t sees positions 0..t (a plain attribute,
         # not a buffer, so that data parallelism has nothing to broadcast)
         T = cfg.block_size
@@ -109,22 +113,20 @@ class Network(torch.nn.Module):
 
     def logits(self, ids):
         """Logits (B, T, V) for a (B, T) tensor of token ids, every position at once."""
-        cfg, p = self.cfg, self
+        cfg = self.cfg
         B, T = ids.shape
         H, D = cfg.n_head, cfg.head_dim
-        x = rmsnorm(p["wte"][ids] + p["wpe"][:T])
-        for li in range(cfg.n_layer):
+        x = rmsnorm(self["wte"][ids] + self["wpe"][:T])
+        for wq, wk, wv, wo, fc1, fc2 in self.layers:
             x_in = x
             x = rmsnorm(x)
-            q, k, v = (x @ p[f"layer{li}.attn_{w}"].T for w in ("wq", "wk", "wv"))
-            q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))
+            q, k, v = ((x @ w.T).view(B, T, H, D).transpose(1, 2) for w in (wq, wk, wv))
             att = (q @ k.transpose(-2, -1)) * (D**0.5) ** -1 + self.mask[:T, :T]
             heads = (torch.softmax(att, dim=-1) @ v).transpose(1, 2).reshape(B, T, cfg.n_embd)
-            x = heads @ p[f"layer{li}.attn_wo"].T + x_in
+            x = heads @ wo.T + x_in
             x_mid = x
-            x = torch.relu(rmsnorm(x) @ p[f"layer{li}.mlp_fc1"].T)
-            x = x @ p[f"layer{li}.mlp_fc2"].T + x_mid
-        return x @ p["lm_head"].T
+            x = torch.relu(rmsnorm(x) @ fc1.T) @ fc2.T + x_mid
+        return x @ self["lm_head"].T
 
     def forward(self, ids, targets):
         """The summed cross-entropy of every real target (padding's target is IGNORE)."""
@@ -166,10 +168,11 @@ class Model:
         self.compiled = compile
         self.loss_module = torch.compile(self.net, dynamic=True) if compile else self.net
         self.rank, self.world_size = 0, 1
-        if cfg.n_embd <= 64 and self.device.type == "cpu":
+        if self.device.type == "cpu":
             # matrices this small gain nothing from intra-op threads and lose to their
-            # hand-offs, many times over on a 2-core machine
-            torch.set_num_threads(1)
+            # hand-offs, many times over on a 2-core machine; larger ones use them all
+            # (the setting is the process's: the model built last decides)
+            torch.set_num_threads(1 if cfg.n_embd <= 64 else THREADS)
 
     @property
     def num_params(self):

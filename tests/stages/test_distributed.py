@@ -13,6 +13,8 @@ them; `make check` runs the two-process equality only).
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -185,7 +187,7 @@ sys.addaudithook(record)
 
 def torchrun(args, tmp_path, env):
     return subprocess.Popen(
-        [TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "microgpt", *args],
+        [TORCHRUN, *args],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -197,31 +199,43 @@ def torchrun(args, tmp_path, env):
     )
 
 
+def readme_command():
+    """The README's torchrun command as written: (arguments, processes, names per process)."""
+    text = (ROOT / "README.md").read_text()
+    runnable = re.compile(r"torchrun --standalone --nproc-per-node \d")  # not the synopsis
+    line = next(line for line in text.splitlines() if runnable.match(line))
+    args = shlex.split(line)[1:]
+    return args, int(args[args.index("--nproc-per-node") + 1]), int(args[-1])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not beside this Python")
-def test_torchrun_trains_and_saves_as_one_process_with_the_whole_batch(
+def test_the_readme_torchrun_command_trains_as_one_process_with_the_whole_batch(
     tmp_path, names_path, capsys
 ):
-    """The README's command: output byte for byte the one-process run's with 2 x B names,
-    and the checkpoint written once, atomically (one rename), by process 0 only (every
-    rename any process makes is recorded by an audit hook)."""
+    """The README's command (with --save): output byte for byte the one-process run's with
+    N x B names, and the checkpoint written once, atomically (one rename), by process 0
+    only (an audit hook records every rename any process makes)."""
+    args, processes, batch_size = readme_command()
+    assert args[-2:] == ["--batch-size", str(batch_size)]
     audit = tmp_path / "audit"
     audit.mkdir()
     (audit / "sitecustomize.py").write_text(AUDIT)
-    env = clean_env(tmp_path, AUDIT_DIR=str(audit))
+    env = clean_env(tmp_path, AUDIT_DIR=str(audit), MICROGPT_DATA=str(names_path))
     env["PYTHONPATH"] = os.pathsep.join([str(audit), str(ROOT)])
     ckpt, alone = tmp_path / "out" / "model.json", tmp_path / "alone.json"
     ckpt.parent.mkdir()
-    args = ["--stage", "torch", "--steps", "10", "--samples", "5", "--data", str(names_path)]
-    proc = torchrun([*args, "--batch-size", "4", "--save", str(ckpt)], tmp_path, env)
+    proc = torchrun([*args, "--save", str(ckpt)], tmp_path, env)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert err == ""  # nothing from any process, nor from torchrun (OMP_NUM_THREADS is set)
 
-    assert main([*args, "--batch-size", "8", "--save", str(alone)]) == 0
+    whole = ["--stage", "torch", "--batch-size", str(processes * batch_size)]
+    assert main([*whole, "--data", str(names_path), "--save", str(alone)]) == 0
     assert out == capsys.readouterr().out
+    assert out.count("step ") == 1000 and out.count("sample ") == 20
     assert (audit / "rank0").read_text().splitlines() == [str(ckpt)]
-    assert not (audit / "rank1").exists()
+    assert sorted(p.name for p in audit.iterdir()) == ["rank0", "sitecustomize.py"]
     assert os.listdir(ckpt.parent) == ["model.json"]  # no temporary file left behind
     saved, expected = (json.loads(path.read_text()) for path in (ckpt, alone))
     assert saved.keys() == expected.keys() and saved["config"] == expected["config"]
@@ -252,8 +266,9 @@ def test_what_a_user_of_torchrun_sees(tmp_path, names_path, fault):
     """One line of ours, then torchrun's own report (a traceback and, for a failed process,
     a table of exit codes), which we do not control. HOSTILE_TABLE-style record: the
     first line of ours is what the closing note quotes."""
-    args = ["--stage", "torch", "--batch-size", "4", "--steps", "100000"]
-    proc = torchrun([*args, "--data", str(names_path)], tmp_path, clean_env(tmp_path))
+    args = ["--standalone", "--nproc-per-node", "2", "-m", "microgpt", "--stage", "torch"]
+    args += ["--batch-size", "4", "--steps", "100000", "--data", str(names_path)]
+    proc = torchrun(args, tmp_path, clean_env(tmp_path))
     first_line(proc, "step ")
     workers = children(proc.pid)
     assert sorted(workers.values()) == [0, 1]

@@ -5,6 +5,7 @@ machine cannot run refused in one line before any work.
 Skipped as a whole where PyTorch is not installed (pip install -e ".[torch]").
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -292,3 +293,67 @@ def test_the_package_and_its_command_line_do_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}
     )
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# benchmarks/gpu_check.py, which this machine can run only in part
+
+
+def gpu_check():
+    path = ROOT / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the script runs")
+def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_0():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.startswith("gpu_check: no CUDA GPU here (PyTorch ")
+
+
+def test_crossover_is_the_narrowest_width_from_which_the_gpu_stays_faster():
+    crossover = gpu_check().crossover
+    assert crossover([(16, 10, 5), (32, 10, 11), (64, 10, 9), (128, 10, 20), (256, 9, 30)]) == 128
+    assert crossover([(16, 10, 11), (32, 10, 12)]) == 16
+    assert crossover([(16, 10, 9), (32, 10, 11), (64, 10, 8)]) is None
+
+
+def test_gpu_check_runs_its_cuda_path_with_the_cpu_standing_in(monkeypatch, capsys, names_path):
+    """Every section of the CUDA path, on small sizes, with the CPU in the GPU's place (the
+    same device: float64 differs by nothing)."""
+    script = gpu_check()
+    monkeypatch.setattr(script, "GPU", "cpu")
+    monkeypatch.setattr(script, "WIDTHS", (16, 32))
+    monkeypatch.setattr(script, "BATCHES", (4,))
+    monkeypatch.setattr(script, "LARGE", GPTConfig(n_layer=2, n_embd=32, n_head=4))
+    monkeypatch.setattr(script, "LARGE_BATCH", 4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "a CPU standing in")
+    assert script.main(["--data", str(names_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("a CPU standing in, PyTorch ")
+    assert out[1] == f"names: {names_path} (32033)"
+    assert out[4:6] == [
+        "   1 layer(s) x 16: largest difference 0.00e+00, equal",
+        "   2 layer(s) x 64: largest difference 0.00e+00, equal",
+    ]
+    measured = [line.split() for line in out[9:11]]
+    assert [row[:2] for row in measured] == [["16", "4"], ["32", "4"]]
+    assert out[11].startswith("   batch 4: the GPU overtakes the CPU ")
+    assert out[13] == "3. 2 layers x 32, batch 4: training tokens/s (ms/step)"
+    assert [line.split()[:2] for line in out[14:]] == [
+        ["GPU", "float64"],
+        ["GPU", "float32"],
+        ["GPU", "bfloat16"],
+        ["CPU", "float32"],
+    ]
