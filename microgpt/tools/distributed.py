@@ -199,7 +199,8 @@ def guard(launch):
 
 
 def check_interrupt():
-    """A Python-level call: it runs any signal handler still pending (a SIGINT)."""
+    """Nothing but a Python-level call: CPython runs the signal handlers still pending when
+    a function starts, so a SIGINT that came with the lost connection raises here."""
 
 
 def looks_distributed(message):
