@@ -113,6 +113,8 @@ def engines(docs, rounds):
 
 def parallel_worker(args):
     """Under torchrun: train, time every step after the warm-up; process 0 prints JSON."""
+    import torch
+
     launch = distributed.launch_from(os.environ)
     module = stages.load("torch")
     cfg = shape_of(args.width)
@@ -126,6 +128,7 @@ def parallel_worker(args):
     cell = Cell.__new__(Cell)  # only its token counting
     cell.run, cell.cfg, cell.batch_size = run, cfg, args.batch
     times, cpu_times, tokens = [], [], 0
+
     for step in range(args.warmup + args.steps):
         began, cpu = time.perf_counter(), time.process_time()
         next(steps)
@@ -137,7 +140,12 @@ def parallel_worker(args):
     if launch.rank == 0:
         median, cpu = statistics.median(times), statistics.median(cpu_times)
         tokens /= len(times)
-        print(json.dumps({"median_s": median, "cpu_s": cpu, "tokens_per_step": tokens}))
+        threads = torch.get_num_threads()  # what the stage chose
+        print(
+            json.dumps(
+                {"median_s": median, "cpu_s": cpu, "tokens_per_step": tokens, "threads": threads}
+            )
+        )
 
 
 def parallel(docs_path, rounds, steps):
@@ -147,7 +155,8 @@ def parallel(docs_path, rounds, steps):
         for batch in (32, 64):
             configs.append((width, batch, 1, 1, False))  # one process, one thread, no DDP
             configs.append((width, batch, 1, 1, True))  # the same through DDP (1 process)
-            configs.append((width, batch, 1, os.cpu_count(), True))  # every core's thread
+            if width > 64:  # the stage uses one thread up to width 64, whatever is allowed
+                configs.append((width, batch, 1, os.cpu_count(), True))  # every core's thread
             configs.append((width, batch, 2, 1, True))  # two processes of one thread
     results = {config: [] for config in configs}
     for r in range(rounds):
@@ -169,7 +178,7 @@ def parallel(docs_path, rounds, steps):
     for (width, batch, procs, threads, ddp), measured in results.items():
         median = statistics.median(m["median_s"] for m in measured)
         cpu = statistics.median(m["cpu_s"] for m in measured)
-        tokens = measured[0]["tokens_per_step"]
+        tokens, threads = measured[0]["tokens_per_step"], measured[0]["threads"]
         print(
             f"| {width} | {batch} | {procs} x {threads} | {'yes' if ddp else 'no'} | "
             f"{median * 1e3:.2f} | {cpu * 1e3:.2f} | {tokens / median:,.0f} |"

@@ -168,11 +168,9 @@ class Model:
         self.compiled = compile
         self.loss_module = torch.compile(self.net, dynamic=True) if compile else self.net
         self.rank, self.world_size = 0, 1
-        if self.device.type == "cpu":
-            # matrices this small gain nothing from intra-op threads and lose to their
-            # hand-offs, many times over on a 2-core machine; larger ones use them all
-            # (the setting is the process's: the model built last decides)
-            torch.set_num_threads(1 if cfg.n_embd <= 64 else THREADS)
+        # CPU threads: matrices this small gain nothing from intra-op threads and lose to
+        # their hand-offs, many times over on a 2-core machine; larger ones use them all
+        self.threads = 1 if cfg.n_embd <= 64 else THREADS
 
     @property
     def num_params(self):
@@ -198,6 +196,11 @@ class Model:
         self.loss_module = torch.nn.parallel.DistributedDataParallel(
             self.loss_module, device_ids=[torch.cuda.current_device()] if cuda else None
         )
+
+    def use_threads(self):
+        """This model's CPU threads: the setting is the process's, and models may share one."""
+        if self.device.type == "cpu" and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     def batch_tensors(self, token_lists):
         """(ids, targets) as (B, T) tensors: names padded to the longest, targets IGNORE there."""
@@ -231,6 +234,7 @@ class Model:
         multiplied by that number first: the result is the sum of the slices' gradients,
         which is the gradient of the whole batch's mean loss.
         """
+        self.use_threads()
         count = sum(self.cfg.positions(len(tokens)) for tokens in token_lists)
         share = len(token_lists) // self.world_size
         mine = token_lists[self.rank * share : (self.rank + 1) * share]
@@ -287,6 +291,7 @@ class Model:
     def sampler(self, temperature):
         """`next_probs(token_id, pos_id)`: the whole prefix again, the last row's softmax."""
         ids = []
+        self.use_threads()
 
         @torch.no_grad()
         def next_probs(token_id, pos_id):
