@@ -39,6 +39,7 @@ from microgpt.train import Run  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "names.txt"
 SHAPES = {"1x16": GPTConfig(), "2x256": GPTConfig(n_layer=2, n_embd=256, n_head=4)}
+COMPILED = (False, True)
 
 
 def shape_of(width):
@@ -81,7 +82,7 @@ def engines(docs, rounds):
             chunk = (40 if batch_size is None else 8) if small else (8 if batch_size is None else 2)
             variants = [("tensor", "tensor", None)]
             for dtype in ("float64", "float32"):
-                for compiled in (False, True):
+                for compiled in COMPILED:
                     label = f"torch {dtype}{' compiled' if compiled else ''}"
                     options = {"device": "cpu", "dtype": dtype, "compile": compiled}
                     variants.append((label, "torch", options))
@@ -169,6 +170,7 @@ def parallel(docs_path, rounds, steps):
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             results[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(config, results[config][-1], file=sys.stderr, flush=True)
         print(f"round {r + 1} / {rounds}", file=sys.stderr, flush=True)
     print(
         "| width | names/step | processes x threads | DDP | wall ms/step | "

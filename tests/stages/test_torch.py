@@ -296,12 +296,12 @@ def test_the_package_and_its_command_line_do_not_import_torch():
 
 
 # ---------------------------------------------------------------------------------------
-# benchmarks/gpu_check.py, which this machine can run only in part
+# the benchmark scripts: gpu_check.py (which this machine can run only in part), torch_cpu.py
 
 
-def gpu_check():
-    path = ROOT / "benchmarks" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
+def script(name):
+    path = ROOT / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -322,7 +322,7 @@ def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_0():
 
 
 def test_crossover_is_the_narrowest_width_from_which_the_gpu_stays_faster():
-    crossover = gpu_check().crossover
+    crossover = script("gpu_check").crossover
     assert crossover([(16, 10, 5), (32, 10, 11), (64, 10, 9), (128, 10, 20), (256, 9, 30)]) == 128
     assert crossover([(16, 10, 11), (32, 10, 12)]) == 16
     assert crossover([(16, 10, 9), (32, 10, 11), (64, 10, 8)]) is None
@@ -331,15 +331,15 @@ def test_crossover_is_the_narrowest_width_from_which_the_gpu_stays_faster():
 def test_gpu_check_runs_its_cuda_path_with_the_cpu_standing_in(monkeypatch, capsys, names_path):
     """Every section of the CUDA path, on small sizes, with the CPU in the GPU's place (the
     same device: float64 differs by nothing)."""
-    script = gpu_check()
-    monkeypatch.setattr(script, "GPU", "cpu")
-    monkeypatch.setattr(script, "WIDTHS", (16, 32))
-    monkeypatch.setattr(script, "BATCHES", (4,))
-    monkeypatch.setattr(script, "LARGE", GPTConfig(n_layer=2, n_embd=32, n_head=4))
-    monkeypatch.setattr(script, "LARGE_BATCH", 4)
+    check = script("gpu_check")
+    monkeypatch.setattr(check, "GPU", "cpu")
+    monkeypatch.setattr(check, "WIDTHS", (16, 32))
+    monkeypatch.setattr(check, "BATCHES", (4,))
+    monkeypatch.setattr(check, "LARGE", GPTConfig(n_layer=2, n_embd=32, n_head=4))
+    monkeypatch.setattr(check, "LARGE_BATCH", 4)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "a CPU standing in")
-    assert script.main(["--data", str(names_path)]) == 0
+    assert check.main(["--data", str(names_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("a CPU standing in, PyTorch ")
     assert out[1] == f"names: {names_path} (32033)"
@@ -357,3 +357,31 @@ def test_gpu_check_runs_its_cuda_path_with_the_cpu_standing_in(monkeypatch, caps
         ["GPU", "bfloat16"],
         ["CPU", "float32"],
     ]
+
+
+def test_the_cpu_benchmark_tables_every_engine(monkeypatch, capsys, names_docs):
+    """benchmarks/torch_cpu.py engines, on a small shape and without compiling."""
+    bench = script("torch_cpu")
+    monkeypatch.setattr(bench, "SHAPES", {"small": SHAPE})
+    monkeypatch.setattr(bench, "COMPILED", (False,))
+    bench.engines(names_docs, rounds=2)
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    engines = ["tensor", "torch float64", "torch float32"]
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [
+        (batch, engine) for batch in ("1", "32") for engine in engines
+    ]
+    assert all(float(r[3]) > 0 and float(r[5].replace(",", "")) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_the_parallel_benchmark_worker_runs_under_torchrun(tmp_path, names_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "1"]
+    command += [str(ROOT / "benchmarks" / "torch_cpu.py"), "parallel-worker", "--ddp"]
+    command += ["--steps", "3", "--warmup", "1", "--data", str(names_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    assert measured["median_s"] > 0 and measured["threads"] == 1
+    assert 32 * 3 < measured["tokens_per_step"] < 32 * 15  # 32 names of 3 to 15 letters
