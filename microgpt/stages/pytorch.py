@@ -19,6 +19,7 @@ corrections differently).
 
 import os
 import shutil
+import sys
 
 import torch
 
@@ -73,7 +74,7 @@ def check_options(device="auto", dtype="float64", compile=False):
         )
     if compile and where.type == "cpu":
         # inductor writes C++ for the CPU and builds it with $CXX or g++ (clang++ on macOS)
-        cxx = os.environ.get("CXX") or ("clang++" if os.uname().sysname == "Darwin" else "g++")
+        cxx = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
         if not shutil.which(cxx):
             raise UnavailableOption(
                 f"--compile on the CPU needs a C++ compiler ({cxx} is not installed, or set "
@@ -235,16 +236,13 @@ class Model:
         which is the gradient of the whole batch's mean loss.
         """
         self.use_threads()
+        if len(token_lists) % self.world_size:
+            raise ValueError(f"a batch of {len(token_lists)} names for {self.world_size} processes")
         count = sum(self.cfg.positions(len(tokens)) for tokens in token_lists)
         share = len(token_lists) // self.world_size
-        mine = token_lists[self.rank * share : (self.rank + 1) * share]
-        ids, targets = self.batch_tensors(mine)
+        ids, targets = self.batch_tensors(token_lists[self.rank * share : (self.rank + 1) * share])
         with self.autocast():
-            total = (
-                self.compiled_loss(ids, targets)
-                if self.compiled
-                else self.loss_module(ids, targets)
-            )
+            total = self.loss_sum(ids, targets)
         (total * (self.world_size / count)).backward()
         total = total.detach()
         if self.world_size > 1:
@@ -252,9 +250,12 @@ class Model:
         self.adam_step(step, num_steps)
         return total.item() / count
 
-    def compiled_loss(self, ids, targets):
-        """The loss through torch.compile, whose first call builds the model: a failure to
-        build (no working C++ compiler) is one line."""
+    def loss_sum(self, ids, targets):
+        """The summed loss of a batch through the compiled and distributed module, if so.
+        torch.compile builds the model on its first call: a failure to build (no working
+        C++ compiler) is one line."""
+        if not self.compiled:
+            return self.loss_module(ids, targets)
         try:
             return self.loss_module(ids, targets)
         except torch._dynamo.exc.BackendCompilerFailed as e:
