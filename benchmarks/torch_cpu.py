@@ -3,12 +3,13 @@
     python benchmarks/torch_cpu.py engines [--rounds R] [--data PATH]
     python benchmarks/torch_cpu.py parallel [--rounds R] [--steps N] [--data PATH]
 
-`engines`: ms per step (CPU time and wall-clock) and training tokens per second of
-`tensor` and of `torch` in float64 and float32, eager and compiled, at microgpt's shape
-and at 2 layers x 256, one name and 32 names per step: every model built and warmed up
-first (compiling included), then R rounds, each timing every cell in turn (interleaved),
-medians of the rounds. Each stage sets its own threads: `tensor` one BLAS thread, `torch`
-one thread up to width 64 and all the cores above.
+`engines`: ms per step (CPU time and wall-clock) and training tokens per second (of wall
+time, and of CPU time, which other work on the machine disturbs less) of `tensor` and of
+`torch` in float64 and float32, eager and compiled, at microgpt's shape and at 2 layers x
+256, one name and 32 names per step: every model built and warmed up first (compiling
+included), then R rounds, each timing every cell in turn (interleaved), medians of the
+rounds. Each stage sets its own threads: `tensor` one BLAS thread, `torch` one thread up to
+width 64 and all the cores above (OMP_NUM_THREADS=1: one thread everywhere).
 
 `parallel`: tokens per second of DistributedDataParallel on gloo at width 16 (microgpt's
 shape) and 256 (2 layers), 32 and 64 names per step in all: one process (one thread, and
@@ -71,7 +72,7 @@ class Cell:
         if timed:
             self.cpu.append(cpu / steps)
             self.wall.append(wall / steps)
-            self.tokens.append(tokens / wall)
+            self.tokens.append(tokens / steps)  # per step, like the times
 
 
 def engines(docs, rounds):
@@ -97,18 +98,23 @@ def engines(docs, rounds):
         for cell in cells:
             cell.advance(cell.chunk)
         print(f"round {r + 1} / {rounds}", file=sys.stderr, flush=True)
-    print("| shape | batch | engine | CPU ms/step | wall ms/step | tokens/s | vs tensor |")
-    print("|:--|--:|:--|--:|--:|--:|--:|")
+    print(
+        "| shape | batch | engine | CPU ms/step | wall ms/step | tokens/s (wall) "
+        "| tokens per CPU s | CPU time vs tensor |"
+    )
+    print("|:--|--:|:--|--:|--:|--:|--:|--:|")
     base = {}
     for cell in cells:
         cpu, wall = statistics.median(cell.cpu) * 1e3, statistics.median(cell.wall) * 1e3
+        per_wall = statistics.median(t / w for t, w in zip(cell.tokens, cell.wall))
+        per_cpu = statistics.median(t / c for t, c in zip(cell.tokens, cell.cpu))
         key = (cell.cfg, cell.batch_size)
         base.setdefault(key, cpu)
         shape = f"{cell.cfg.n_layer} x {cell.cfg.n_embd}"
         label = cell.label.split(" ", 2)[2]
         print(
             f"| {shape} | {cell.batch_size or 1} | {label} | {cpu:.3f} | {wall:.3f} | "
-            f"{statistics.median(cell.tokens):,.0f} | {cpu / base[key]:.2f}x |"
+            f"{per_wall:,.0f} | {per_cpu:,.0f} | {cpu / base[key]:.2f}x |"
         )
 
 
