@@ -264,8 +264,7 @@ def children(pid):
 @pytest.mark.parametrize("fault", ["kill process 1", "ctrl-c"])
 def test_what_a_user_of_torchrun_sees(tmp_path, names_path, fault):
     """One line of ours, then torchrun's own report (a traceback and, for a failed process,
-    a table of exit codes), which we do not control. HOSTILE_TABLE-style record: the
-    first line of ours is what the closing note quotes."""
+    a table of exit codes), which we do not control."""
     args = ["--standalone", "--nproc-per-node", "2", "-m", "microgpt", "--stage", "torch"]
     args += ["--batch-size", "4", "--steps", "100000", "--data", str(names_path)]
     proc = torchrun(args, tmp_path, clean_env(tmp_path))
