@@ -1,6 +1,7 @@
 """Side variant `threads`: the `gc` stage with the attention heads on a thread pool.
 
-The Go port ran the heads (and q, k, v) concurrently. In CPython only one thread
+The Go port ran q, k, v and the heads concurrently where the work was large enough.
+In CPython only one thread
 runs Python bytecode at a time (the GIL), and building graph nodes is nothing but
 bytecode, so the heads cannot overlap; handing each head to a worker adds a
 queue, a lock and a thread switch per head per position. The heads build disjoint
