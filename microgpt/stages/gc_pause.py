@@ -4,9 +4,10 @@ Every graph node and children tuple is a new container object, and each batch of
 them starts a collection that walks the step's graph (chapter 11 tells how, for
 CPython 3.11 and since). The graph has no cycles, so reference counting frees all of
 it when the step ends; the collector finds nothing. Here it is paused for the step
-and resumed afterwards (so cycles made elsewhere are still collected, between steps). With the collector quiet, the node pool of the `graph`
-stage no longer pays for itself, so this stage recycles no nodes. Chapter 11
-measures both choices, and `gc.freeze()`, which was tried and not kept.
+and resumed afterwards (so cycles made elsewhere are still collected, between
+steps). With the collector quiet, the node pool of the `graph` stage no longer pays
+for itself, so this stage recycles no nodes. Chapter 11 measures both choices, and
+`gc.freeze()`, which was tried and not kept.
 
 (The module is `gc_pause`, not `gc`, so that it never shadows the standard library's.)
 """
