@@ -80,13 +80,14 @@ def test_flags_that_do_not_go_with_data_parallel_exit_2_with_one_line(argv, prob
     assert err.count("\n") == 1 and problem in err, err
 
 
-def test_the_readme_s_table_is_the_rendering_of_the_committed_section():
+@pytest.mark.parametrize("key", list(report.SECTIONS))
+def test_the_readme_s_tables_are_the_rendering_of_the_committed_sections(key):
     record = report.read_record(ROOT_RECORD)
-    if "data_parallel" not in record:
-        pytest.skip("no data-parallel section yet: make readme-data-parallel writes it")
+    if key not in record:
+        pytest.skip(f"no {key} section in the record yet")
+    markers, render = report.SECTIONS[key]
     readme = (ROOT_RECORD.parents[2] / "README.md").read_text(encoding="utf-8")
-    table = report.table_in(readme, "README.md", report.DP_MARKERS)
-    assert table == report.render_data_parallel(record["data_parallel"])
+    assert report.table_in(readme, "README.md", markers) == render(record[key])
 
 
 def test_a_new_measurement_of_the_stages_keeps_the_section(tmp_path):

@@ -393,6 +393,32 @@ def test_the_cpu_benchmark_writes_its_section_and_the_readme_table(
     assert readme == f"before\n{markers[0]}\n{table}{markers[1]}\nafter\n"
 
 
+def test_make_readme_torch_engines_runs_the_benchmark_into_the_record_and_readme():
+    """The command the Makefile runs is the one the test above runs, with the repository's
+    record and README."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    printed = subprocess.run(
+        ["make", "-s", "-n", "readme-torch-engines"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (line,) = [line for line in printed.splitlines() if "benchmarks/torch_cpu.py" in line]
+    assert line.split()[1:] == [
+        "benchmarks/torch_cpu.py",
+        "--rounds",
+        "5",
+        "--record",
+        "microgpt/tools/record.json",
+        "--update-readme",
+        "README.md",
+    ]
+
+
 def test_the_cpu_benchmark_refuses_a_readme_without_its_markers(tmp_path, capsys):
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(SystemExit) as exc:
