@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test check lint format bench readme-table microbench clean
+.PHONY: run test check lint format bench readme-table readme-data-parallel readme-torch-engines microbench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit("microgpt-book needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -55,6 +55,16 @@ bench: $(VENV)/.installed-run
 # `python -m microgpt bench --from-record microgpt/tools/record.json` prints it again.
 readme-table: $(VENV)/.installed
 	$(PY) -m microgpt bench --steps 20 --repeat 7 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
+
+# The data-parallel section of the record (PyTorch: one process and two, widths 16 and 256,
+# each round a fresh torchrun launch) and the README's table of it: about 10 minutes.
+readme-data-parallel: $(VENV)/.installed
+	$(PY) -m microgpt bench --data-parallel --repeat 5 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
+
+# The torch-engines section of the record (`tensor` beside `torch`, eager and compiled) and
+# the README's table of it: about 10 minutes, most of it torch.compile building models.
+readme-torch-engines: $(VENV)/.installed
+	$(PY) benchmarks/torch_cpu.py --rounds 5 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
 
 microbench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks --benchmark-only

@@ -1,30 +1,27 @@
-"""The `torch` stage on the CPU, measured: beside `tensor`, eager and compiled, and data-parallel.
+"""The `torch` stage on the CPU beside `tensor`: eager and compiled, float64 and float32.
 
-    python benchmarks/torch_cpu.py engines [--rounds R] [--data PATH]
-    python benchmarks/torch_cpu.py parallel [--rounds R] [--steps N] [--data PATH]
+    python benchmarks/torch_cpu.py [--rounds R] [--data PATH] [--no-compile]
+                                   [--record PATH] [--update-readme PATH]
 
-`engines`: ms per step (CPU time and wall-clock) and training tokens per second (of wall
-time, and of CPU time, which other work on the machine disturbs less) of `tensor` and of
-`torch` in float64 and float32, eager and compiled, at microgpt's shape and at 2 layers x
-256, one name and 32 names per step: every model built and warmed up first (compiling
-included), then R rounds, each timing every cell in turn (interleaved), medians of the
-rounds. Each stage sets its own threads: `tensor` one BLAS thread, `torch` one thread up to
-width 64 and all the cores above (OMP_NUM_THREADS=1: one thread everywhere).
+CPU and wall ms per step and training tokens per second (of wall time, and of CPU time,
+which other work on the machine disturbs less) of `tensor` and of `torch` in float64 and
+float32, eager and compiled, at microgpt's shape and at 2 layers x 256, one name and 32
+names per step. Every model is built and warmed up first (compiling included), then R
+rounds interleave them (`microgpt.tools.timing.interleave`), each timing a few steps of
+every row; figures are medians of the rounds (`microgpt.tools.report.torch_engine_rows`).
+Each stage sets its own threads: `tensor` one BLAS thread, `torch` one thread up to width
+64 and all the cores above.
 
-`parallel`: tokens per second of DistributedDataParallel on gloo at width 16 (microgpt's
-shape) and 256 (2 layers), 32 and 64 names per step in all: one process (one thread, and
-all the cores' threads) against N processes of one thread each, each started by torchrun,
-the rounds interleaved. A worker (`parallel-worker`, under torchrun) trains, times its
-steps after a warm-up, and process 0 prints the median seconds per step.
-
+`--record PATH` writes the table into that benchmark record as its `torch_engines` section
+(the rest of the record as it was); `--update-readme PATH` renders it between the README's
+`<!-- torch-engines:start -->` and `<!-- torch-engines:end -->` markers.
 Tokens are the real target tokens of the names trained on (about 7 per name).
 """
 
 import argparse
-import json
+import datetime
 import os
-import statistics
-import subprocess
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,185 +29,147 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from microgpt import stages  # noqa: E402
+from microgpt import files, stages  # noqa: E402
 from microgpt.config import GPTConfig  # noqa: E402
-from microgpt.data import read_names  # noqa: E402
-from microgpt.tools import distributed  # noqa: E402
+from microgpt.data import load_dataset  # noqa: E402
+from microgpt.tools import report  # noqa: E402
+from microgpt.tools.timing import interleave  # noqa: E402
 from microgpt.train import Run  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "names.txt"
 SHAPES = {"1x16": GPTConfig(), "2x256": GPTConfig(n_layer=2, n_embd=256, n_head=4)}
+BATCHES = (1, 32)
 COMPILED = (False, True)
+WARMUP = 3  # steps each model trains before any timing (a compiler's first call among them)
 
 
-def shape_of(width):
-    return SHAPES["1x16"] if width == 16 else GPTConfig(n_layer=2, n_embd=width, n_head=4)
+def chunk_steps(cfg, batch):
+    """Steps a round times of one row: a few tens of milliseconds of work or more."""
+    small = cfg.n_embd <= 64
+    return (40 if batch == 1 else 8) if small else (8 if batch == 1 else 2)
 
 
 class Cell:
-    """One model training on and on, timed in chunks of `chunk` steps."""
+    """One model training on and on (a long schedule: the learning rate barely moves)."""
 
-    def __init__(self, label, docs, cfg, batch_size, stage, options, chunk):
-        self.label, self.cfg, self.batch_size, self.chunk = label, cfg, batch_size, chunk
+    def __init__(self, docs, cfg, batch, stage, options):
+        self.cfg, self.batch = cfg, batch
+        self.chunk = chunk_steps(cfg, batch)
         self.run = Run(docs, stages.load(stage), cfg=cfg, options=options)
-        self.steps = self.run.train(10**9, batch_size)  # a long schedule: lr barely moves
+        self.steps = self.run.train(10**9, None if batch == 1 else batch)
         self.done = 0
-        self.cpu, self.wall, self.tokens = [], [], []
 
-    def names_tokens(self, step):
-        docs, b = self.run.docs, self.batch_size or 1
-        batch = [docs[(step * b + i) % len(docs)] for i in range(b)]
-        return sum(self.cfg.positions(len(self.run.tokenizer.encode(name))) for name in batch)
+    def tokens(self, step):
+        docs = self.run.docs
+        names = [docs[(step * self.batch + i) % len(docs)] for i in range(self.batch)]
+        return sum(self.cfg.positions(len(self.run.tokenizer.encode(n))) for n in names)
 
-    def advance(self, steps, timed=True):
-        tokens = sum(self.names_tokens(self.done + i) for i in range(steps))
+    def advance(self, steps):
+        """Train `steps` steps: their CPU and wall seconds and target tokens, per step."""
+        tokens = sum(self.tokens(self.done + i) for i in range(steps))
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(steps):
             next(self.steps)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         self.done += steps
-        if timed:
-            self.cpu.append(cpu / steps)
-            self.wall.append(wall / steps)
-            self.tokens.append(tokens / steps)  # per step, like the times
+        return {"cpu_s": cpu / steps, "wall_s": wall / steps, "tokens": tokens / steps}
 
 
-def engines(docs, rounds):
-    cells = []
-    for shape_name, cfg in SHAPES.items():
-        for batch_size in (None, 32):
-            small = cfg.n_embd <= 64
-            chunk = (40 if batch_size is None else 8) if small else (8 if batch_size is None else 2)
-            variants = [("tensor", "tensor", None)]
-            for dtype in ("float64", "float32"):
-                for compiled in COMPILED:
-                    label = f"torch {dtype}{' compiled' if compiled else ''}"
-                    options = {"device": "cpu", "dtype": dtype, "compile": compiled}
-                    variants.append((label, "torch", options))
-            for label, stage, options in variants:
-                name = f"{shape_name} B={batch_size or 1} {label}"
-                cell = Cell(name, docs, cfg, batch_size, stage, options, chunk)
+def variants(compiled):
+    found = [("tensor", "tensor", None)]
+    for dtype in ("float64", "float32"):
+        for compile in compiled:
+            label = f"torch {dtype}{' compiled' if compile else ''}"
+            found.append((label, "torch", {"device": "cpu", "dtype": dtype, "compile": compile}))
+    return found
+
+
+def build(docs, compiled, log):
+    """{label: (row description, warmed-up Cell)} of every row, in table order."""
+    cells = {}
+    for cfg in SHAPES.values():
+        for batch in BATCHES:
+            for engine, stage, options in variants(compiled):
                 began = time.perf_counter()
-                cell.advance(3, timed=False)  # warm-up: compiling, caches, allocator
-                print(f"built {name} ({time.perf_counter() - began:.1f} s)", file=sys.stderr)
-                cells.append(cell)
-    for r in range(rounds):
-        for cell in cells:
-            cell.advance(cell.chunk)
-        print(f"round {r + 1} / {rounds}", file=sys.stderr, flush=True)
-    print(
-        "| shape | batch | engine | CPU ms/step | wall ms/step | tokens/s (wall) "
-        "| tokens per CPU s | CPU time vs tensor |"
+                cell = Cell(docs, cfg, batch, stage, options)
+                cell.advance(WARMUP)
+                shape = [cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.block_size]
+                label = f"{cfg.n_layer}x{cfg.n_embd} B={batch} {engine}"
+                log(f"built {label} ({time.perf_counter() - began:.1f} s)")
+                cells[label] = ({"shape": shape, "batch": batch, "engine": engine}, cell)
+    return cells
+
+
+def measure(docs, rounds, compiled, log):
+    """The section's rows: every row's rounds, interleaved, then their medians."""
+    cells = build(docs, compiled, log)
+    results = interleave(
+        {label: cell for label, (_, cell) in cells.items()},
+        rounds,
+        lambda cell: cell.advance(cell.chunk),
+        after_round=lambda r, _: log(f"round {r + 1} / {rounds}"),
     )
-    print("|:--|--:|:--|--:|--:|--:|--:|--:|")
-    base = {}
-    for cell in cells:
-        cpu, wall = statistics.median(cell.cpu) * 1e3, statistics.median(cell.wall) * 1e3
-        per_wall = statistics.median(t / w for t, w in zip(cell.tokens, cell.wall))
-        per_cpu = statistics.median(t / c for t, c in zip(cell.tokens, cell.cpu))
-        key = (cell.cfg, cell.batch_size)
-        base.setdefault(key, cpu)
-        shape = f"{cell.cfg.n_layer} x {cell.cfg.n_embd}"
-        label = cell.label.split(" ", 2)[2]
-        print(
-            f"| {shape} | {cell.batch_size or 1} | {label} | {cpu:.3f} | {wall:.3f} | "
-            f"{per_wall:,.0f} | {per_cpu:,.0f} | {cpu / base[key]:.2f}x |"
-        )
+    return report.torch_engine_rows({label: row for label, (row, _) in cells.items()}, results)
 
 
-def parallel_worker(args):
-    """Under torchrun: train, time every step after the warm-up; process 0 prints JSON."""
+def section(command, rounds, rows, load):
     import torch
 
-    launch = distributed.launch_from(os.environ)
-    module = stages.load("torch")
-    cfg = shape_of(args.width)
-    docs = read_names(args.data)
-    distributed.start(launch, module.check_options(device="cpu"))
-    run = Run(docs, module, cfg=cfg, options={"device": "cpu"})
-    if args.ddp:
-        distributed.distribute(launch, run.model)
-    per_process = args.batch // launch.world_size
-    steps = run.train(10**9, per_process * launch.world_size)
-    cell = Cell.__new__(Cell)  # only its token counting
-    cell.run, cell.cfg, cell.batch_size = run, cfg, args.batch
-    times, cpu_times, tokens = [], [], 0
-
-    for step in range(args.warmup + args.steps):
-        began, cpu = time.perf_counter(), time.process_time()
-        next(steps)
-        if step >= args.warmup:
-            times.append(time.perf_counter() - began)
-            cpu_times.append(time.process_time() - cpu)
-            tokens += cell.names_tokens(step)
-    distributed.stop()
-    if launch.rank == 0:
-        median, cpu = statistics.median(times), statistics.median(cpu_times)
-        tokens /= len(times)
-        threads = torch.get_num_threads()  # what the stage chose
-        print(
-            json.dumps(
-                {"median_s": median, "cpu_s": cpu, "tokens_per_step": tokens, "threads": threads}
-            )
-        )
+    return {
+        "command": command,
+        "python": report.python_description(),
+        "torch": torch.__version__,
+        "machine": report.machine_description(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load": load,
+        "rounds": rounds,
+        "warmup": WARMUP,
+        "timers": {"wall": "time.perf_counter", "cpu": "time.process_time"},
+        "rows": rows,
+    }
 
 
-def parallel(docs_path, rounds, steps):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    configs = []
-    for width in (16, 256):
-        for batch in (32, 64):
-            configs.append((width, batch, 1, 1, False))  # one process, one thread, no DDP
-            configs.append((width, batch, 1, 1, True))  # the same through DDP (1 process)
-            if width > 64:  # the stage uses one thread up to width 64, whatever is allowed
-                configs.append((width, batch, 1, os.cpu_count(), True))  # every core's thread
-            configs.append((width, batch, 2, 1, True))  # two processes of one thread
-    results = {config: [] for config in configs}
-    for r in range(rounds):
-        for config in configs:
-            width, batch, procs, threads, ddp = config
-            command = [str(torchrun), "--standalone", "--nproc-per-node", str(procs)]
-            command += [__file__, "parallel-worker", "--width", str(width)]
-            command += ["--batch", str(batch), "--steps", str(steps), "--data", str(docs_path)]
-            command += ["--ddp"] if ddp else []
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            results[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(config, results[config][-1], file=sys.stderr, flush=True)
-        print(f"round {r + 1} / {rounds}", file=sys.stderr, flush=True)
-    print(
-        "| width | names/step | processes x threads | DDP | wall ms/step | "
-        "process 0's CPU ms/step | tokens/s |"
-    )
-    print("|--:|--:|:--|:--|--:|--:|--:|")
-    for (width, batch, procs, threads, ddp), measured in results.items():
-        median = statistics.median(m["median_s"] for m in measured)
-        cpu = statistics.median(m["cpu_s"] for m in measured)
-        tokens, threads = measured[0]["tokens_per_step"], measured[0]["threads"]
-        print(
-            f"| {width} | {batch} | {procs} x {threads} | {'yes' if ddp else 'no'} | "
-            f"{median * 1e3:.2f} | {cpu * 1e3:.2f} | {tokens / median:,.0f} |"
-        )
+def write(args, found):
+    """The section into the record (the rest as it was) and the README's table."""
+    table = report.render_torch_engines(found)
+    if args.record:
+        record = report.read_record(args.record) | {"torch_engines": found}
+        files.write_atomic(args.record, report.record_bytes(record))
+    if args.update_readme:
+        readme = report.read_text(args.update_readme, "a README")
+        text = report.replace_between_markers(readme, table, args.update_readme, report.TE_MARKERS)
+        files.write_atomic(args.update_readme, text.encode("utf-8"))
+    print(table, end="")
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=["engines", "parallel", "parallel-worker"])
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="names file")
+    parser.add_argument("--data", help="names file (default: as the command line finds it)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per process run")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--ddp", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
+    parser.add_argument("--record", help="the benchmark record to put the section into")
+    parser.add_argument("--update-readme", help="a README with the torch-engines markers")
     args = parser.parse_args(argv)
-    if args.part == "engines":
-        engines(read_names(args.data), args.rounds)
-    elif args.part == "parallel":
-        parallel(args.data, args.rounds, args.steps)
-    else:
-        parallel_worker(args)
+    try:  # both files checked before the minutes of measuring
+        if args.record:
+            report.read_record(args.record)
+        if args.update_readme:
+            text = report.read_text(args.update_readme, "a README")
+            report.between_markers(text, args.update_readme, report.TE_MARKERS)
+    except report.BenchError as e:
+        parser.error(str(e))
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    load_start = report.load_average()
+    compiled = (False,) if args.no_compile else COMPILED
+    rows = measure(load_dataset(args.data).docs, args.rounds, compiled, log)
+    load = {"start": load_start, "end": report.load_average(), "cpus": os.cpu_count()}
+    command = shlex.join(["python", "benchmarks/torch_cpu.py", *argv])
+    write(args, section(command, args.rounds, rows, load))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,8 +36,8 @@ def test_every_marked_figure_is_what_the_chapter_quotes(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_figures_from_the_record_are_the_current_record(path):
     texts, sources = figures.quoted(nbformat.read(path, as_version=4))
-    for name, (stage, field) in sources.items():
-        now = figures.format_figure(figures.record_row(stage)[field], field)
+    for name, source in sources.items():
+        now = figures.record_figure(source)
         assert texts[name] == now, (
             f"{path.name}: fig:{name} shows {texts[name]}, the record now says {now}; "
             "re-run the chapter"

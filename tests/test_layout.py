@@ -143,6 +143,7 @@ LAYERS = {
 MEASURING = {"microgpt.tools.timing", "microgpt.tools.report"}
 COMMANDS = {"microgpt.__main__", "microgpt.tools", "microgpt.tools.cli", "microgpt.tools.args"}
 COMMANDS |= {"microgpt.tools.bench", "microgpt.tools.profiling", "microgpt.tools.distributed"}
+COMMANDS |= {"microgpt.tools.parallel_run"}
 
 
 def layer_of(name):

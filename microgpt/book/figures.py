@@ -53,6 +53,76 @@ def quote_record(**figures):
     show(texts, {name: list(source) for name, source in figures.items()})
 
 
+def data_parallel_row(width, processes, threads):
+    """The row of the record's data-parallel section for that run."""
+    rows = record()["data_parallel"]["rows"]
+    return next(
+        r for r in rows if (r["width"], r["processes"], r["threads"]) == (width, processes, threads)
+    )
+
+
+def quote_data_parallel(**figures):
+    """Quote figures of the record's data-parallel section: name=(width, processes, threads,
+    field) for each (`tokens_per_s`, `ms_per_step`, `speedup_vs_one`, `cpu_busy`)."""
+    texts = {
+        name: format_data_parallel(data_parallel_row(*source[:3])[source[3]], source[3])
+        for name, source in figures.items()
+    }
+    show(texts, {name: ["data_parallel", *source] for name, source in figures.items()})
+
+
+def format_data_parallel(value, field):
+    """A data-parallel figure as the prose writes it: `1.6x`, `12,345` tokens/s, `7.3` ms."""
+    if field == "speedup_vs_one":
+        return f"{value:.2g}x"
+    if field == "tokens_per_s":
+        return f"{value:,.0f}"
+    if field == "cpu_busy":
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def torch_engine_row(width, batch, engine):
+    """The row of the record's torch-engines section for that model width, batch and engine."""
+    rows = record()["torch_engines"]["rows"]
+    return next(
+        r for r in rows if (r["shape"][1], r["batch"], r["engine"]) == (width, batch, engine)
+    )
+
+
+def format_torch_engine(value, field):
+    """A torch-engines figure as the prose writes it: `0.52x`, `12,345` tokens/s, `1.3` ms."""
+    if field == "cpu_vs_tensor":
+        return f"{value:.2f}x"
+    if field.startswith("tokens"):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def quote_torch_engines(**figures):
+    """Quote figures of the record's torch-engines section: name=(width, batch, engine,
+    field) for each (`cpu_ms_per_step`, `tokens_per_s`, `tokens_per_cpu_s`, `cpu_vs_tensor`)."""
+    texts = {
+        name: format_torch_engine(torch_engine_row(*source[:3])[source[3]], source[3])
+        for name, source in figures.items()
+    }
+    show(texts, {name: ["torch_engines", *source] for name, source in figures.items()})
+
+
+def record_figure(source):
+    """The text a quote from the record shows now: source is [stage, field],
+    ["data_parallel", width, processes, threads, field] or
+    ["torch_engines", width, batch, engine, field]."""
+    if source[0] == "data_parallel":
+        width, processes, threads, field = source[1:]
+        return format_data_parallel(data_parallel_row(width, processes, threads)[field], field)
+    if source[0] == "torch_engines":
+        width, batch, engine, field = source[1:]
+        return format_torch_engine(torch_engine_row(width, batch, engine)[field], field)
+    stage, field = source
+    return format_figure(record_row(stage)[field], field)
+
+
 def show(texts, sources):
     lines = "\n".join(f"{name} = {text}" for name, text in texts.items())
     if not in_notebook():

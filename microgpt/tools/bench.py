@@ -4,7 +4,9 @@ The command: its flags, their checks, and the files it writes. The measuring is
 `microgpt.tools.timing` (interleaved rounds, medians, peak memory: its docstring says
 how and why); the record and its tables are `microgpt.tools.report`.
 `--record PATH` writes the benchmark of record; the README's table is its rendering,
-and `--from-record PATH` renders a record again without measuring.
+and `--from-record PATH` renders a record again without measuring. `--data-parallel`
+measures PyTorch's data-parallel runs instead (`bench_data_parallel`), into a section of
+the record of their own.
 """
 
 import argparse
@@ -16,7 +18,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from .. import files, stages
+from ..config import GPTConfig
 from ..data import load_dataset
+from . import parallel_run
 from . import report as reports
 from .args import (
     ArgumentParser,
@@ -29,7 +33,15 @@ from .args import (
     run_command,
     whole_number,
 )
-from .timing import FULL_STEPS, BenchError, default_stages, left_out_stages, load_modules, run_bench
+from .timing import (
+    FULL_STEPS,
+    BenchError,
+    default_stages,
+    interleave,
+    left_out_stages,
+    load_modules,
+    run_bench,
+)
 
 DEFAULT_STEPS = 30
 DEFAULT_REPEAT = 3
@@ -103,6 +115,12 @@ def bench_parser():
     ]
     for flag, checked_as, help_text in file_flags:
         p.add_argument(flag, metavar="PATH", type=checked_as, help=help_text)
+    p.add_argument(
+        "--data-parallel",
+        action="store_true",
+        help="measure PyTorch's data-parallel runs instead of the stages (1 and 2 processes, "
+        "widths 16 and 256); --record puts them into that existing record",
+    )
     return p
 
 
@@ -114,10 +132,14 @@ def check_flags(args, parser):
     """Measuring flags mean nothing to --from-record; elsewhere their defaults fill in."""
     if args.from_record:
         given = [flag for flag, key in MEASURING_FLAGS.items() if getattr(args, key) is not None]
+        given += ["--data-parallel"] if args.data_parallel else []
         if given:
             parser.error(f"--from-record measures nothing; {given[0]} does not go with it")
+    if args.data_parallel:
+        check_data_parallel_flags(args, parser)
     args.steps = DEFAULT_STEPS if args.steps is None else args.steps
-    args.repeat = DEFAULT_REPEAT if args.repeat is None else args.repeat
+    default_repeat = DP_REPEAT if args.data_parallel else DEFAULT_REPEAT
+    args.repeat = default_repeat if args.repeat is None else args.repeat
     args.samples = DEFAULT_SAMPLES if args.samples is None else args.samples
 
 
@@ -134,9 +156,12 @@ def check_outputs(args, parser):
     if clash:
         parser.error(clash)
     if args.update_readme:
+        markers = (
+            reports.DP_MARKERS if args.data_parallel else (reports.README_START, reports.README_END)
+        )
         try:
             readme = reports.read_text(args.update_readme, "a README")
-            reports.between_markers(readme, args.update_readme)
+            reports.between_markers(readme, args.update_readme, markers)
         except BenchError as e:
             parser.error(f"--update-readme {e}")
 
@@ -166,6 +191,7 @@ def write_reports(args, report):
         path = args.update_readme
         readme = reports.read_text(path, "a README")
         text = reports.replace_between_markers(readme, markdown, path)
+        text = with_section_tables(text, report, path)
         outputs.append(("--update-readme", path, text.encode("utf-8")))
     if args.plot:
         outputs.append(("--plot", args.plot, reports.render_plot(report)))
@@ -199,6 +225,7 @@ def bench(args, argv, log):
     command = f"python -m microgpt bench {shlex.join(argv)}".rstrip()
     settings = {"steps": args.steps, "repeat": args.repeat, "samples": args.samples}
     report = reports.new_report(command, settings, dataset, load, left_out or [], results)
+    report |= other_sections(args.record)
     if dataset.is_fallback:
         log("note: measured on the built-in fallback names; for the record, pass --data")
     busiest = max((x for x in (load["start"], load["end"]) if x is not None), default=0)
@@ -222,8 +249,15 @@ def main(argv):
     def measure():
         if args.plot and find_spec("matplotlib") is None:
             raise BenchError("--plot needs matplotlib; install it with: pip install matplotlib")
+
+        def log(message):
+            print(message, file=sys.stderr, flush=True)
+
+        if args.data_parallel:
+            bench_data_parallel(args, argv, log)
+            return
         if not args.from_record:
-            bench(args, argv, lambda msg: print(msg, file=sys.stderr, flush=True))
+            bench(args, argv, log)
             return
         try:
             record = reports.read_record(args.from_record)
@@ -232,6 +266,149 @@ def main(argv):
         write_reports(args, record)
 
     return run_command("microgpt bench", measure)
+
+
+# ---------------------------------------------------------------------------------------
+# --data-parallel: tokens per second of one process and of two, in a section of the record
+
+DP_REPEAT = 5  # rounds, unless --repeat says otherwise
+DP_WARMUP = 3  # steps each launch trains before it times any
+DP_NAMES_PER_STEP = 32  # in all: each of N processes trains 32 / N names per step
+DP_PROCESSES = 2
+DP_WIDTHS = {  # width: (the model, steps timed per launch: about a second of work)
+    16: (GPTConfig(), 40),
+    256: (GPTConfig(n_layer=2, n_embd=256, n_head=4), 10),
+}
+DP_SECTION_FLAGS = {"--stages": "stages", "--steps": "steps", "--samples": "samples"}
+DP_SECTION_FLAGS |= {"--plot": "plot"}
+
+
+def check_data_parallel_flags(args, parser):
+    """--data-parallel measures runs, not stages; it needs PyTorch; its --record must be a
+    record already (the section goes into it, the stages' figures stay)."""
+    given = [flag for flag, key in DP_SECTION_FLAGS.items() if getattr(args, key) is not None]
+    if given:
+        parser.error(
+            f"--data-parallel times PyTorch's runs, not stages; {given[0]} does not go with it"
+        )
+    if find_spec("torch") is None:
+        parser.error("--data-parallel needs PyTorch; install it with: pip install -e '.[torch]'")
+    if args.record:
+        try:
+            reports.read_record(args.record)
+        except BenchError as e:
+            parser.error(f"--record with --data-parallel puts the section into a record: {e}")
+
+
+def data_parallel_cases():
+    """{label: case} of every run measured: at each width one process of one thread and
+    DP_PROCESSES processes of one thread each; where the stage gives a width more than one
+    thread (wider than 64), one process with every core's thread too."""
+    cpus = os.cpu_count() or 1
+    cases = {}
+    for width, (cfg, steps) in DP_WIDTHS.items():
+        runs = [(1, 1)] + ([(1, cpus)] if width > 64 and cpus > 1 else []) + [(DP_PROCESSES, 1)]
+        for processes, threads in runs:
+            shape = [cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.block_size]
+            case = {"width": width, "shape": shape, "processes": processes, "threads": threads}
+            cases[f"width {width}, {processes} x {threads}"] = case | {"steps": steps}
+    return cases
+
+
+def time_data_parallel(cases, data_path, rounds, log):
+    """{label: [process 0's report of each round]}: the cases' launches, interleaved."""
+
+    def measure(case):
+        args = ["--data", str(data_path), "--steps", str(case["steps"])]
+        args += ["--warmup", str(DP_WARMUP), "--shape", ",".join(map(str, case["shape"]))]
+        args += ["--batch-size", str(DP_NAMES_PER_STEP // case["processes"])]
+        worker = parallel_run.launch(case["processes"], case["threads"], args)
+        if worker["threads"] != case["threads"]:
+            raise BenchError(f"a run meant for {case['threads']} threads used {worker['threads']}")
+        return worker
+
+    def progress(r, results):
+        done = ", ".join(
+            f"{label} {reports.data_parallel_round(found[-1])['tokens_per_s']:,.0f}"
+            for label, found in results.items()
+        )
+        log(f"round {r + 1}/{rounds} (tokens/s): {done}")
+
+    return interleave(cases, rounds, measure, after_round=progress)
+
+
+def bench_data_parallel(args, argv, log):
+    """Measure the data-parallel runs, print their table, write the files; returns the section."""
+    repeat = args.repeat
+    dataset = load_dataset(args.data)
+    cases = data_parallel_cases()
+    load_start = reports.load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp) / "names.txt"  # every launch reads the very same names
+        data_path.write_text("\n".join(dataset.docs) + "\n", encoding="utf-8")
+        workers = time_data_parallel(cases, data_path, repeat, log)
+    load = {"start": load_start, "end": reports.load_average(), "cpus": os.cpu_count()}
+    rounds = {
+        label: [reports.data_parallel_round(w) for w in found] for label, found in workers.items()
+    }
+    rows = reports.data_parallel_rows(cases, rounds)
+    settings = {"repeat": repeat, "warmup": DP_WARMUP, "names_per_step": DP_NAMES_PER_STEP}
+    command = f"python -m microgpt bench {shlex.join(argv)}".rstrip()
+    torch_version = next(iter(workers.values()))[0]["torch"]
+    section = reports.new_data_parallel_section(
+        command, settings, dataset, load, torch_version, rows
+    )
+    write_data_parallel(args, section)
+    return section
+
+
+def write_data_parallel(args, section):
+    """The section into the record (the rest of it as it was), the README's table between its
+    markers, --markdown and --json (the section alone), then the table on stdout."""
+    table = reports.render_data_parallel(section)
+    outputs = []
+    if args.record:
+        record = reports.read_record(args.record) | {"data_parallel": section}
+        outputs.append(("--record", args.record, reports.record_bytes(record)))
+    if args.json:
+        outputs.append(("--json", args.json, reports.record_bytes(section)))
+    if args.markdown:
+        outputs.append(("--markdown", args.markdown, table.encode("utf-8")))
+    if args.update_readme:
+        path = args.update_readme
+        readme = reports.read_text(path, "a README")
+        text = reports.replace_between_markers(readme, table, path, reports.DP_MARKERS)
+        outputs.append(("--update-readme", path, text.encode("utf-8")))
+    for flag, path, data in outputs:
+        write_output(flag, path, data)
+    Output()(table, end="")
+
+
+def other_sections(record_path):
+    """The sections of the record at `record_path` that other measurements wrote (the
+    data-parallel runs', the torch engines'): a new measurement of the stages keeps them.
+    None where there is no readable record."""
+    if not record_path or not Path(record_path).is_file():
+        return {}
+    try:
+        record = reports.read_record(record_path)
+    except BenchError:
+        return {}
+    return {key: record[key] for key in reports.SECTIONS if key in record}
+
+
+def with_section_tables(text, report, where):
+    """`text` with the table of each of the record's other sections rendered from `report`,
+    where both the report has the section and the text its markers."""
+    for key, (markers, render) in reports.SECTIONS.items():
+        if key not in report:
+            continue
+        try:
+            reports.between_markers(text, where, markers)
+        except BenchError:
+            continue
+        text = reports.replace_between_markers(text, render(report[key]), where, markers)
+    return text
 
 
 __all__ = ["main"]

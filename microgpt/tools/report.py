@@ -13,6 +13,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import sysconfig
 from pathlib import Path
 
@@ -271,26 +272,26 @@ def render_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def between_markers(text, where):
-    """(start, end) of the text between the bench markers, or a `BenchError`."""
-    start = text.find(README_START)
-    end = text.find(README_END, start + len(README_START)) if start >= 0 else -1
+def between_markers(text, where, markers=(README_START, README_END)):
+    """(start, end) of the text between the markers (the bench table's by default), or a
+    `BenchError`."""
+    first, last = markers
+    start = text.find(first)
+    end = text.find(last, start + len(first)) if start >= 0 else -1
     if end < 0:
-        raise BenchError(
-            f"{where}: no {README_START} ... {README_END} markers; add them where the table goes"
-        )
-    return start + len(README_START), end
+        raise BenchError(f"{where}: no {first} ... {last} markers; add them where the table goes")
+    return start + len(first), end
 
 
-def replace_between_markers(text, table, where):
-    """`text` with the part between the bench markers replaced by `table`; the rest as it was."""
-    start, end = between_markers(text, where)
+def replace_between_markers(text, table, where, markers=(README_START, README_END)):
+    """`text` with the part between the markers replaced by `table`; the rest as it was."""
+    start, end = between_markers(text, where, markers)
     return text[:start] + "\n" + table + text[end:]
 
 
-def table_in(text, where):
-    """The table between the bench markers of `text`, as `replace_between_markers` put it."""
-    start, end = between_markers(text, where)
+def table_in(text, where, markers=(README_START, README_END)):
+    """The table between the markers of `text`, as `replace_between_markers` put it."""
+    start, end = between_markers(text, where, markers)
     return text[start:end].removeprefix("\n")
 
 
@@ -361,6 +362,10 @@ def read_record(path):
         missing += [f"stages/{row.get('name', '?')}/{key}" for key in ROW_KEYS if key not in row]
     if missing:
         raise BenchError(f"{path}: the record has no {missing[0]!r}{again}")
+    if "data_parallel" in record:
+        check_data_parallel(record["data_parallel"], path)
+    if "torch_engines" in record:
+        check_torch_engines(record["torch_engines"], path)
     try:  # a value of the wrong type (a hand edit): found here, before any file is written
         render_markdown(record)
         render_text(record)
@@ -373,3 +378,269 @@ def read_record(path):
 def record_bytes(report):
     """The record as its file holds it."""
     return (json.dumps(report, indent=2) + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# the data-parallel section: tokens per second of one process and of several, written into
+# the record beside the stages by `python -m microgpt bench --data-parallel`
+
+DP_MARKERS = ("<!-- data-parallel:start -->", "<!-- data-parallel:end -->")
+DP_KEYS = ("command", "python", "torch", "machine", "date", "repeat", "warmup", "names_per_step")
+DP_KEYS += ("backend", "rows")
+DP_ROW_KEYS = ("width", "shape", "processes", "threads", "steps", "ms_per_step", "tokens_per_s")
+DP_ROW_KEYS += ("spread", "cpu_busy", "speedup_vs_one", "noise_vs_one")
+DP_COLUMNS = ("width", "model", "processes x threads", "ms/step", "tokens/s", "spread")
+DP_COLUMNS += ("vs 1 x 1", "CPU cores busy")
+
+
+def data_parallel_round(worker):
+    """The figures of one round, from process 0's report (`microgpt.tools.parallel_run`):
+    the timed steps' tokens over their wall seconds, their mean wall ms per step, and every
+    process's CPU seconds over those wall seconds (how many cores the run kept busy)."""
+    wall = sum(worker["wall_s"])
+    return {
+        "tokens_per_s": sum(worker["tokens"]) / wall,
+        "ms_per_step": 1000 * wall / len(worker["wall_s"]),
+        "cpu_busy": worker["cpu_all_s"] / wall,
+    }
+
+
+def data_parallel_rows(cases, rounds):
+    """Rows of the section: per case (a dict of width, shape, processes, threads, steps;
+    `rounds[label]` its rounds' `data_parallel_round`s) the medians, the spread of tokens/s,
+    and tokens/s over the one process of one thread at the same width (a case each width has)."""
+    rows = []
+    for label, case in cases.items():
+        figures = rounds[label]
+        per_s = [r["tokens_per_s"] for r in figures]
+        rows.append(
+            {
+                **case,
+                "ms_per_step": statistics.median(r["ms_per_step"] for r in figures),
+                "tokens_per_s": statistics.median(per_s),
+                "spread": spread(per_s),
+                "cpu_busy": statistics.median(r["cpu_busy"] for r in figures),
+                "tokens_per_s_rounds": per_s,
+                "ms_per_step_rounds": [r["ms_per_step"] for r in figures],
+                "cpu_busy_rounds": [r["cpu_busy"] for r in figures],
+            }
+        )
+    for row in rows:
+        one = next(
+            r for r in rows if (r["width"], r["processes"], r["threads"]) == (row["width"], 1, 1)
+        )
+        row["speedup_vs_one"] = row["tokens_per_s"] / one["tokens_per_s"]
+        row["noise_vs_one"] = (
+            None if row is one else overlap(row["tokens_per_s_rounds"], one["tokens_per_s_rounds"])
+        )
+    return rows
+
+
+def new_data_parallel_section(command, settings, dataset, load, torch_version, rows):
+    """The section as the record holds it: `settings` has repeat, warmup, names_per_step."""
+    section = {
+        "command": command,
+        "python": python_description(),
+        "torch": torch_version,
+        "machine": machine_description(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load": load,
+        **settings,
+        "backend": "gloo",
+        "timers": {"wall": "time.perf_counter", "cpu": "time.process_time"},
+        "data": dataset.source,
+        "fallback": dataset.is_fallback,
+        "rows": rows,
+    }
+    return json.loads(json.dumps(section))
+
+
+def shape_words(shape):
+    n_layer, _, n_head = shape[:3]
+    return f"{n_layer} layer{'s' if n_layer > 1 else ''}, {n_head} heads"
+
+
+def data_parallel_cells(row):
+    return (
+        str(row["width"]),
+        shape_words(row["shape"]),
+        f"{row['processes']} x {row['threads']}",
+        fmt_ms(row["ms_per_step"]),
+        f"{row['tokens_per_s']:,.0f}",
+        fmt_percent(row["spread"]),
+        fmt_speedup(row["speedup_vs_one"], row["noise_vs_one"]),
+        f"{row['cpu_busy']:.2f}",
+    )
+
+
+def data_parallel_note(section):
+    """How the section was measured, from the section itself."""
+    n = section["names_per_step"]
+    return (
+        f"median of {section['repeat']} interleaved rounds, each a fresh launch (several "
+        f"processes: torchrun, DistributedDataParallel on {section['backend']}) that trains "
+        f"{section['warmup']} warm-up steps of the seed-42 run, then times the next ones, "
+        f"{n} names per step in all (each of N processes its {n}/N); wall-clock time; tokens: "
+        "the real target tokens trained on; spread: interquartile range / median of the "
+        "rounds' tokens/s; vs 1 x 1: tokens/s over one process of one thread at that width, "
+        f"{NOISE_MARK} where the middle halves of their rounds overlap (within the noise); CPU "
+        "cores busy: every process's CPU seconds over the wall seconds of the timed steps"
+    )
+
+
+def data_parallel_context(section):
+    load = section.get("load") or {}
+    busy = ""
+    if load.get("start") is not None and load.get("end") is not None:
+        busy = f", load average {load['start']:.1f} at the start and {load['end']:.1f} at the end"
+    names = " (on the built-in fallback names, not makemore's)" if section.get("fallback") else ""
+    return (
+        f"PyTorch {section['torch']}, {section['python']} on {section['machine']}{busy}, "
+        f"{section['date']}{names}"
+    )
+
+
+def render_data_parallel(section):
+    """The data-parallel table for the README and the terminal, with the command that made it."""
+    lines = [
+        "| " + " | ".join(DP_COLUMNS) + " |",
+        "|---:|:---|:---|" + "---:|" * (len(DP_COLUMNS) - 3),
+    ]
+    for row in section["rows"]:
+        lines.append("| " + " | ".join(data_parallel_cells(row)) + " |")
+    lines += ["", f"Generated by `{section['command']}`: {data_parallel_note(section)}."]
+    lines.append(f"{data_parallel_context(section)}.")
+    return "\n".join(lines) + "\n"
+
+
+def check_data_parallel(section, path):
+    """A `BenchError` unless the record's data-parallel section has what it renders from."""
+    again = "; make a new one with: make readme-data-parallel"
+    missing = [] if isinstance(section, dict) else ["data_parallel"]
+    missing += [f"data_parallel/{key}" for key in DP_KEYS if not missing and key not in section]
+    rows = [] if missing else section["rows"]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        missing, rows = ["data_parallel/rows"], []
+    for row in rows:
+        missing += [f"data_parallel/rows/{key}" for key in DP_ROW_KEYS if key not in row]
+    if missing:
+        raise BenchError(f"{path}: the record has no {missing[0]!r}{again}")
+    try:
+        render_data_parallel(section)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        problem = single_line(f"{type(e).__name__}: {e}")
+        raise BenchError(f"{path}: the record cannot be rendered ({problem}){again}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# the torch-engines section: `tensor` beside the `torch` stage (float64, float32, eager and
+# compiled) at two shapes and two batch sizes, by `benchmarks/torch_cpu.py --record`
+
+TE_MARKERS = ("<!-- torch-engines:start -->", "<!-- torch-engines:end -->")
+TE_KEYS = ("command", "python", "torch", "machine", "date", "rounds", "warmup", "rows")
+TE_ROW_KEYS = ("shape", "batch", "engine", "cpu_ms_per_step", "ms_per_step", "tokens_per_s")
+TE_ROW_KEYS += ("tokens_per_cpu_s", "spread", "cpu_vs_tensor", "noise_vs_tensor")
+TE_COLUMNS = ("model", "names/step", "engine", "CPU ms/step", "ms/step", "tokens/s")
+TE_COLUMNS += ("tokens per CPU s", "spread", "CPU time vs tensor")
+
+
+def torch_engine_rows(cells, rounds):
+    """Rows of the section: per cell ({label: {shape, batch, engine}}; `rounds[label]` its
+    rounds' per-step {cpu_s, wall_s, tokens}) the medians over the rounds, the spread of CPU
+    time, and CPU time over `tensor`'s at the same shape and batch (the first cell of each)."""
+    rows = []
+    for label, cell in cells.items():
+        found = rounds[label]
+        cpu = [r["cpu_s"] for r in found]
+        rows.append(
+            {
+                **cell,
+                "cpu_ms_per_step": 1000 * statistics.median(cpu),
+                "ms_per_step": 1000 * statistics.median(r["wall_s"] for r in found),
+                "tokens_per_s": statistics.median(r["tokens"] / r["wall_s"] for r in found),
+                "tokens_per_cpu_s": statistics.median(r["tokens"] / r["cpu_s"] for r in found),
+                "spread": spread(cpu),
+                "cpu_s_rounds": cpu,
+            }
+        )
+    for row in rows:
+        base = next(
+            r
+            for r in rows
+            if (r["shape"], r["batch"], r["engine"]) == (row["shape"], row["batch"], "tensor")
+        )
+        row["cpu_vs_tensor"] = row["cpu_ms_per_step"] / base["cpu_ms_per_step"]
+        row["noise_vs_tensor"] = (
+            None if row is base else overlap(row["cpu_s_rounds"], base["cpu_s_rounds"])
+        )
+    return rows
+
+
+def torch_engine_cells(row):
+    n_layer, n_embd = row["shape"][:2]
+    noise = NOISE_MARK if row["noise_vs_tensor"] else ""
+    return (
+        f"{n_layer} x {n_embd}",
+        str(row["batch"]),
+        row["engine"],
+        fmt_ms(row["cpu_ms_per_step"]),
+        fmt_ms(row["ms_per_step"]),
+        f"{row['tokens_per_s']:,.0f}",
+        f"{row['tokens_per_cpu_s']:,.0f}",
+        fmt_percent(row["spread"]),
+        f"{noise}{row['cpu_vs_tensor']:.2f}x",
+    )
+
+
+def render_torch_engines(section):
+    """The torch-engines table for the README and the terminal, with the command that made it."""
+    lines = [
+        "| " + " | ".join(TE_COLUMNS) + " |",
+        "|:---|---:|:---|" + "---:|" * (len(TE_COLUMNS) - 3),
+    ]
+    lines += ["| " + " | ".join(torch_engine_cells(row)) + " |" for row in section["rows"]]
+    note = (
+        f"median of {section['rounds']} interleaved rounds (every model built and warmed up "
+        f"first, {section['warmup']} steps, compiling included; then each round times every "
+        "row in turn, a few steps each); tokens: the real target tokens trained on; spread: "
+        "interquartile range / median of the rounds' CPU time; CPU time vs tensor: over "
+        f"`tensor`'s at the same model and batch, {NOISE_MARK} where the middle halves of "
+        "their rounds overlap (within the noise); `tensor` one BLAS thread, `torch` one thread "
+        "up to width 64 and every core above"
+    )
+    load = section.get("load") or {}
+    busy = ""
+    if load.get("start") is not None and load.get("end") is not None:
+        busy = f", load average {load['start']:.1f} at the start and {load['end']:.1f} at the end"
+    lines += ["", f"Generated by `{section['command']}`: {note}."]
+    lines.append(
+        f"PyTorch {section['torch']}, {section['python']} on {section['machine']}{busy}, "
+        f"{section['date']}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def check_torch_engines(section, path):
+    """A `BenchError` unless the record's torch-engines section has what it renders from."""
+    again = "; make a new one with: make readme-torch-engines"
+    missing = [] if isinstance(section, dict) else ["torch_engines"]
+    missing += [f"torch_engines/{key}" for key in TE_KEYS if not missing and key not in section]
+    rows = [] if missing else section["rows"]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        missing, rows = ["torch_engines/rows"], []
+    for row in rows:
+        missing += [f"torch_engines/rows/{key}" for key in TE_ROW_KEYS if key not in row]
+    if missing:
+        raise BenchError(f"{path}: the record has no {missing[0]!r}{again}")
+    try:
+        render_torch_engines(section)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        problem = single_line(f"{type(e).__name__}: {e}")
+        raise BenchError(f"{path}: the record cannot be rendered ({problem}){again}") from None
+
+
+# every section another command writes into the record: its markers in a README, its table
+SECTIONS = {
+    "data_parallel": (DP_MARKERS, render_data_parallel),
+    "torch_engines": (TE_MARKERS, render_torch_engines),
+}

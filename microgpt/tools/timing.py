@@ -179,6 +179,18 @@ def time_sampling(run, num_samples):
     return elapsed
 
 
+def time_steps(step, count):
+    """([wall s], [CPU s]) of each of `count` calls of `step()`: a run's steps timed one by one
+    (a data-parallel run's, whose processes must all train the same steps)."""
+    wall, cpu = [], []
+    for _ in range(count):
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        step()
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
 @dataclass
 class RoundTiming:
     """One round of one stage. A chunk's figure is its share of the round's ms per step

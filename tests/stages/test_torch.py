@@ -8,6 +8,7 @@ Skipped as a whole where PyTorch is not installed (pip install -e ".[torch]").
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from helpers import CFG, assert_close, baseline_grads, flat_list, setup  # noqa:
 
 from microgpt import stages  # noqa: E402
 from microgpt.config import GPTConfig  # noqa: E402
+from microgpt.tools import report  # noqa: E402
 from microgpt.tools.cli import main  # noqa: E402
 from microgpt.train import Run  # noqa: E402
 
@@ -361,32 +363,68 @@ def test_gpu_check_runs_its_cuda_path_with_the_cpu_standing_in(monkeypatch, caps
     ]
 
 
-def test_the_cpu_benchmark_tables_every_engine(monkeypatch, capsys, names_docs):
-    """benchmarks/torch_cpu.py engines, on a small shape and without compiling."""
+def test_the_cpu_benchmark_writes_its_section_and_the_readme_table(
+    monkeypatch, capsys, names_path, tmp_path
+):
+    """benchmarks/torch_cpu.py as documented, on a small shape and without compiling: the
+    record keeps the stages' figures and gains the section; the README its table."""
     bench = script("torch_cpu")
     monkeypatch.setattr(bench, "SHAPES", {"small": SHAPE})
-    monkeypatch.setattr(bench, "COMPILED", (False,))
-    bench.engines(names_docs, rounds=2)
-    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    record_path, readme_path = tmp_path / "rec.json", tmp_path / "README.md"
+    shutil.copy(report.RECORD_PATH, record_path)
+    markers = report.TE_MARKERS
+    readme_path.write_text(f"before\n{markers[0]}\nold\n{markers[1]}\nafter\n")
+    args = ["--data", str(names_path), "--rounds", "2", "--no-compile"]
+    args += ["--record", str(record_path), "--update-readme", str(readme_path)]
+    assert bench.main(args) == 0
+    record = report.read_record(record_path)
+    assert record["stages"] == report.read_record(report.RECORD_PATH)["stages"]
+    rows = record["torch_engines"]["rows"]
     engines = ["tensor", "torch float64", "torch float32"]
-    assert [(r[1].strip(), r[2].strip()) for r in rows] == [
-        (batch, engine) for batch in ("1", "32") for engine in engines
+    assert [(r["batch"], r["engine"]) for r in rows] == [
+        (batch, engine) for batch in (1, 32) for engine in engines
     ]
-    assert all(float(r[3]) > 0 and float(r[5].replace(",", "")) > 0 for r in rows)
+    assert all(r["cpu_ms_per_step"] > 0 and len(r["cpu_s_rounds"]) == 2 for r in rows)
+    assert [r["cpu_vs_tensor"] for r in rows][::3] == [1.0, 1.0]
+    table = report.render_torch_engines(record["torch_engines"])
+    assert capsys.readouterr().out == table
+    readme = readme_path.read_text()
+    assert readme == f"before\n{markers[0]}\n{table}{markers[1]}\nafter\n"
 
 
-@pytest.mark.slow
-def test_the_parallel_benchmark_worker_runs_under_torchrun(tmp_path, names_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc-per-node", "1"]
-    command += [str(ROOT / "benchmarks" / "torch_cpu.py"), "parallel-worker", "--ddp"]
-    command += ["--steps", "3", "--warmup", "1", "--data", str(names_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
-    measured = json.loads(result.stdout)
-    assert measured["median_s"] > 0 and measured["threads"] == 1
-    assert 32 * 3 < measured["tokens_per_step"] < 32 * 15  # 32 names of 3 to 15 letters
+def test_make_readme_torch_engines_runs_the_benchmark_into_the_record_and_readme():
+    """The command the Makefile runs is the one the test above runs, with the repository's
+    record and README."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    printed = subprocess.run(
+        ["make", "-s", "-n", "readme-torch-engines"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (line,) = [line for line in printed.splitlines() if "benchmarks/torch_cpu.py" in line]
+    assert line.split()[1:] == [
+        "benchmarks/torch_cpu.py",
+        "--rounds",
+        "5",
+        "--record",
+        "microgpt/tools/record.json",
+        "--update-readme",
+        "README.md",
+    ]
+
+
+def test_the_cpu_benchmark_refuses_a_readme_without_its_markers(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("no markers\n")
+    with pytest.raises(SystemExit) as exc:
+        script("torch_cpu").main(["--update-readme", str(tmp_path / "README.md")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "no <!-- torch-engines:start -->" in err.splitlines()[-1]
 
 
 # ---------------------------------------------------------------------------------------
