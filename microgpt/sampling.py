@@ -8,7 +8,10 @@ every stage draws exactly the baseline's names from the same probabilities.
 """
 
 import math
+import random
 
+from .arguments import ArgumentError, checked, instance, shown, temperature, whole
+from .data import Tokenizer
 from .errors import MicrogptError
 
 
@@ -22,7 +25,7 @@ TOO_EXTREME = (
 )
 
 
-def checked(probs):
+def finite_probs(probs):
     """`probs`, or a `SamplingError` when they are not finite numbers with a positive sum."""
     total = math.fsum(probs)
     if not (math.isfinite(total) and total > 0):
@@ -49,19 +52,48 @@ def generate(model, rng, temperature, bos):
             if "math domain" not in str(e):
                 raise
             raise SamplingError(TOO_EXTREME) from None
-        token_id = rng.choices(choices, weights=checked(probs))[0]
+        token_id = rng.choices(choices, weights=finite_probs(probs))[0]
         if token_id == bos:
             break
         sample.append(token_id)
     return sample
 
 
+def model(value, label):
+    """A model of any stage: it has a `sampler` and the `vocab_size` and `cfg` it samples with."""
+    if not all(hasattr(value, name) for name in ("sampler", "vocab_size", "cfg")):
+        raise ArgumentError(f"{label} must be a stage's model (Run(...).model), not {shown(value)}")
+    return value
+
+
+SAMPLING_CHECKS = dict(
+    model=model,
+    tokenizer=instance(Tokenizer, hint=" (Run(...).tokenizer)"),
+    rng=instance(random.Random, hint=" (random.Random(seed))"),
+    num_samples=whole(0),
+    temperature=temperature,
+)
+
+
+def check_vocabularies(model, tokenizer):
+    if model.vocab_size != tokenizer.vocab_size:
+        raise ArgumentError(
+            f"the model has {model.vocab_size} tokens and the tokenizer {tokenizer.vocab_size}: "
+            "sample a model with the tokenizer it was trained with"
+        )
+
+
+@checked(**SAMPLING_CHECKS)
 def iter_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     """New names one at a time, drawn with `rng`: a million of them need no more memory."""
-    for _ in range(num_samples):
-        yield tokenizer.decode(generate(model, rng, temperature, tokenizer.bos))
+    check_vocabularies(model, tokenizer)
+    return (
+        tokenizer.decode(generate(model, rng, temperature, tokenizer.bos))
+        for _ in range(num_samples)
+    )
 
 
+@checked(**SAMPLING_CHECKS)
 def sample_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     """`num_samples` new names, drawn with `rng`."""
     return list(iter_names(model, tokenizer, rng, num_samples, temperature))

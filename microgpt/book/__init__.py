@@ -6,9 +6,12 @@ site builder, the notebook runner, the HTML badges and the tests.
 
 from pathlib import Path
 
+from ..arguments import checked, path
+
 CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"  # 00_preface.ipynb ... 15_results.ipynb
 
 
+@checked(book_dir=path)
 def chapters(book_dir):
     """The chapter notebooks in `book_dir`, in reading order."""
     return sorted(Path(book_dir).glob(CHAPTER_GLOB))

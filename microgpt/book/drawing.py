@@ -6,9 +6,34 @@ IPython displays it as a picture (`image/svg+xml`).
 """
 
 import math
+import numbers
 from xml.sax.saxutils import escape
 
+from ..arguments import ArgumentError, checked, instance, optional, shown, whole
+from ..config import GPTConfig
 from ..engine import topological_order
+
+MAX_NODES = 2000  # a drawing of more boxes is no longer readable (nor quick to lay out)
+
+
+def value_node(value, label):
+    """A `Value` (or a stage's graph node): a number, a gradient, children."""
+    ok = hasattr(value, "_children") and hasattr(value, "_local_grads")
+    ok = ok and all(
+        isinstance(getattr(value, name, None), numbers.Real) for name in ("data", "grad")
+    )
+    if not ok:
+        raise ArgumentError(f"{label} must be a Value (of microgpt.engine), not {shown(value)}")
+    return value
+
+
+def drawable(value, label):
+    """A `Value` whose graph has at most `MAX_NODES` nodes."""
+    value_node(value, label)
+    size = len(topological_order(value))
+    if size > MAX_NODES:
+        raise ArgumentError(f"{label}: the graph has {size:,} nodes; draw at most {MAX_NODES:,}")
+    return value
 
 
 class Svg:
@@ -28,6 +53,7 @@ class Svg:
         return self.text
 
 
+@checked(root=value_node)
 def depths(root):
     """{node: depth} for every node under `root`: a leaf is 1, any other node one more
     than its deepest child. The root's depth bounds how deep a recursive walk goes."""
@@ -37,10 +63,12 @@ def depths(root):
     return depth
 
 
+@checked(root=value_node)
 def graph_depth(root):
     return depths(root)[root]
 
 
+@checked(node=value_node)
 def op_label(node):
     """The op that made `node`. A `Value` keeps no op name, so it is read off the
     local derivatives each op stores (see `microgpt.engine`)."""
@@ -90,6 +118,7 @@ def _document(width, height, body):
     )
 
 
+@checked(root=drawable, labels=optional(instance(dict)), grads=instance(bool))
 def graph_svg(root, labels=None, grads=True):
     """The graph under `root`, inputs at the top and `root` at the bottom: one row per
     depth, each node a box with its op (or its name in `labels`), data and grad."""
@@ -135,7 +164,7 @@ def graph_svg(root, labels=None, grads=True):
                 f'<line x1="{cx + box_w / 2:.1f}" y1="{cy + box_h:.1f}" x2="{x + box_w / 2:.1f}" '
                 f'y2="{y:.1f}" stroke="#555" marker-end="url(#arrow)"/>'
             )
-        name = labels.get(node) or op_label(node) or "leaf"
+        name = str(labels.get(node) or op_label(node) or "leaf")
         fill = "#dbe8f6" if node._children else "#f6ecd0"
         numbers = f"{node.data:.3g} | grad {node.grad:.3g}" if grads else f"{node.data:.3g}"
         boxes.append(
@@ -149,6 +178,7 @@ def graph_svg(root, labels=None, grads=True):
     return Svg(_document(width, height, edges + boxes), summary)
 
 
+@checked(cfg=instance(GPTConfig), vocab_size=whole(1, 65536))
 def architecture_svg(cfg, vocab_size):
     """The GPT of `microgpt.model` from its config: one box per stage of the forward
     pass, with the shapes of its weights, and the residual connections around them."""
