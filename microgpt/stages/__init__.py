@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 from ..errors import MicrogptError, single_line
 
+# the values of the options `device` and `dtype` (where `auto` picks CUDA when present)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float64", "float32", "bfloat16")
+
 
 class StageError(MicrogptError):
     """A stage that does not exist or cannot run here; the message says what to do."""
@@ -29,6 +33,8 @@ class Stage:
     batched: bool = False  # its Model has `train_batch`: several names per step
     module: str = ""  # the module's name where it differs from the stage's
     compiled: bool = False  # pays a compiler's start-up cost: never the default run
+    options: tuple = ()  # keyword options its Model takes (the CLI's --device, --dtype, ...)
+    parallel: bool = False  # its Model has `distribute`: data-parallel under torchrun
 
     @property
     def module_name(self):
@@ -61,10 +67,13 @@ STAGES = [
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage(
         "torch",
-        "PyTorch float64 with the same Adam: gradient oracle",
+        "PyTorch: autograd, any device and dtype, batches, data-parallel under torchrun",
         ("torch",),
         in_chain=False,
-        module="torch_oracle",
+        batched=True,
+        module="pytorch",
+        options=("device", "dtype", "compile"),
+        parallel=True,
     ),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}
