@@ -15,6 +15,7 @@ as the benchmark's ratios are.
 """
 
 import gc
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -31,10 +32,28 @@ from .checks import stage_name
 PHASES = ("forward", "backward", "optimizer", "collector")
 
 
+def a_clock(value, label):
+    """A clock like `time.process_time`: called with nothing, it gives finite seconds.
+    Tried once here: a clock that fails would fail inside the collector's callback."""
+    function(value, label)
+    try:
+        now = value()
+    except Exception as e:
+        raise ArgumentError(
+            f"{label} must be a clock like time.process_time; calling it raised {type(e).__name__}"
+        ) from None
+    if not isinstance(now, (int, float)) or isinstance(now, bool) or not math.isfinite(now):
+        raise ArgumentError(
+            f"{label} must be a clock like time.process_time (seconds as a number), "
+            f"but it gave {shown(now)}"
+        )
+    return value
+
+
 class PhaseClock:
     """Accumulates time per phase; `switch` ends the current phase and starts another."""
 
-    @checked(clock=function)
+    @checked(clock=a_clock)
     def __init__(self, clock=time.process_time):
         self.clock = clock
         self.totals = dict.fromkeys(PHASES, 0.0)
@@ -142,7 +161,7 @@ STEPS = whole(1, FULL_STEPS)
 POOLING = instance(bool, hint=" (True or False)")
 
 
-@checked(stage_name=stage_name, docs=names, steps=STEPS, pooling=POOLING, clock=function)
+@checked(stage_name=stage_name, docs=names, steps=STEPS, pooling=POOLING, clock=a_clock)
 def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
     """A `Breakdown` of the first `steps` steps of the seed-42 run of `stage_name`.
 
@@ -190,7 +209,7 @@ def step_breakdown(stage_name, docs, steps=3, pooling=True):
     return measure(stage_name, docs, steps, pooling).ms_per_step()
 
 
-@checked(fn=function, clock=function)
+@checked(fn=function, clock=a_clock)
 def collector_time(fn, clock=time.process_time):
     """(fn's result, ms the cyclic collector ran while fn ran, collections by generation)."""
     phase_clock = PhaseClock(clock)

@@ -54,7 +54,7 @@ def checker(check):
     a wrong-answer `Check` that shows the result and what was due; so does one handed
     something that is not a function.
     """
-    expected = (check.__doc__ or "").strip().split("\n")[0]
+    expected = (check.__doc__ or "").strip().split("\n")[0].rstrip(".")
 
     @functools.wraps(check)
     def run(fn):
@@ -71,25 +71,25 @@ def checker(check):
         except Exception:
             if not _results:  # nothing of the reader's was read: a bug of the checker
                 raise
-            return Check(False, unreadable(fn, _results[-1], expected))
+            return Check(False, _unreadable(fn, _results[-1], expected))
         finally:
             _results[:] = outer
 
     return run
 
 
-def holds_value(result):
+def _holds_value(result):
     if isinstance(result, (list, tuple)):
-        return any(holds_value(item) for item in result[:1000])
+        return any(_holds_value(item) for item in result[:1000])
     return isinstance(result, Value)
 
 
-def unreadable(fn, result, expected):
+def _unreadable(fn, result, expected):
     """The message for a result the checker could not read."""
     name = getattr(fn, "__name__", "your function")
     if result is None:
         hint = "; did it forget `return`?"
-    elif holds_value(result):
+    elif _holds_value(result):
         hint = "; it holds Values: return plain floats (a Value's number is its .data)"
     else:
         hint = ""

@@ -12,21 +12,21 @@ from ..arguments import ArgumentError, checked, sequence, shown
 from .checks import graph_model, token_ids
 
 
-def nodes(value, label):
+def _graph_nodes(value, label):
     """Graph nodes to start from: a list of objects with `_children` (`Value`s, `Node`s)."""
     roots = sequence(value, label, "graph nodes (Values)")
-    bad = next((r for r in roots if not hasattr(r, "_children")), None)
-    if bad is not None:
-        raise ArgumentError(f"{label} must hold graph nodes (Values), not {shown(bad)}")
+    for root in roots:
+        if not hasattr(root, "_children"):
+            raise ArgumentError(f"{label} must hold graph nodes (Values), not {shown(root)}")
     return roots
 
 
-def sequence_for(model, tokens, label):
+def _sequence_for(model, tokens, label):
     """`tokens` checked for `model`: ids of its vocabulary, at least two (a target)."""
     return token_ids(tokens, label, model.vocab_size, least=2)
 
 
-@checked(roots=nodes)
+@checked(roots=_graph_nodes)
 def reachable(roots):
     """Every node reachable from `roots`, leaves included, each once."""
     seen = {}
@@ -39,7 +39,7 @@ def reachable(roots):
     return seen.values()
 
 
-@checked(roots=nodes)
+@checked(roots=_graph_nodes)
 def count_reachable(roots):
     """Every node reachable from `roots`, leaves included."""
     return len(reachable(roots))
@@ -48,7 +48,7 @@ def count_reachable(roots):
 @checked(model=graph_model)
 def graph_roots(model, tokens):
     """The nodes the backward pass of `tokens` starts from (weights are left untouched)."""
-    tokens = sequence_for(model, tokens, "graph_roots: tokens")
+    tokens = _sequence_for(model, tokens, "graph_roots: tokens")
     if hasattr(model, "logits_per_position"):
         return [logit for logits in model.logits_per_position(tokens) for logit in logits]
     return [model.loss(tokens)]

@@ -65,7 +65,7 @@ def _flatten(x, depth):
     return [n for item in items for n in _flatten(item, depth + 1)]
 
 
-def shape(x, depth=0):
+def _shape(x, depth=0):
     """The nesting of `x`: None for a number, a tuple of its items' shapes for a list,
     tuple or array, and the sorted keys with their shapes for a dict."""
     if depth >= MAX_DEPTH:
@@ -73,13 +73,13 @@ def shape(x, depth=0):
     if hasattr(x, "tolist"):
         x = x.tolist()
     if isinstance(x, dict):
-        return ("dict", tuple((repr(k), shape(x[k], depth + 1)) for k in sorted(x, key=repr)))
+        return ("dict", tuple((repr(k), _shape(x[k], depth + 1)) for k in sorted(x, key=repr)))
     if isinstance(x, (list, tuple)):
-        return tuple(shape(item, depth + 1) for item in x)
+        return tuple(_shape(item, depth + 1) for item in x)
     return None
 
 
-def describe(s):
+def _describe(s):
     """A shape for a message: `2x3` for a rectangle, else what it is."""
     dims = []
     while isinstance(s, tuple) and s[:1] != ("dict",):
@@ -107,9 +107,9 @@ def cmp(name, ours, reference, tol=1e-9):
     if len(a) != len(b):
         print(f"{name:<16s} | size differs: {len(a)} numbers vs {len(b)} in the reference")
         return False
-    ours_shape, reference_shape = shape(ours), shape(reference)
+    ours_shape, reference_shape = _shape(ours), _shape(reference)
     if ours_shape != reference_shape:
-        mine, theirs = describe(ours_shape), describe(reference_shape)
+        mine, theirs = _describe(ours_shape), _describe(reference_shape)
         if mine == theirs:
             mine, theirs = "one nesting", "another"
         print(f"{name:<16s} | shape differs: {mine} vs {theirs} in the reference")
@@ -233,7 +233,7 @@ def train_live(run, num_steps, log_every=100, label="train"):
 # attention_weights: what each position looked at, read off the baseline forward pass
 
 
-def model_weights(cfg, weights, label):
+def _model_weights(cfg, weights, label):
     """`weights` checked against the shapes of `cfg` (the vocabulary from wte's rows)."""
     from_file = "as Run(...).model.weights() or checkpoint.load gives them"
     wte = weights.get("wte") if isinstance(weights, dict) else None
@@ -259,7 +259,7 @@ def attention_weights(cfg, weights, tokens):
     Runs the baseline `GPT.forward` on `tokens` and records the result of every
     `softmax` it calls: per position, one per head and layer, in that order.
     """
-    model_weights(cfg, weights, "attention_weights: weights")
+    _model_weights(cfg, weights, "attention_weights: weights")
     vocab_size = len(weights["wte"])
     label = f"attention_weights: tokens (at most block_size {cfg.block_size})"
     tokens = token_ids(tokens, label, vocab_size, 1, cfg.block_size)
