@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import nbformat
 import pytest
-from helpers import cli_env, run_cli
+from helpers import cli_env, record, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,7 +61,20 @@ def refused(fn, *fragments):
         fn()
     message = str(caught.value)
     assert "\n" not in message and all(f in message for f in fragments), message
+    record(call_text(fn), "ArgumentError", message)
     return message
+
+
+def call_text(fn):
+    """The call a `lambda: ...` makes, as written in the test: the table's input."""
+    try:
+        source = inspect.getsource(fn).strip()
+    except OSError:
+        return repr(fn)
+    text = source.partition("lambda: ")[2].split(', "')[0]
+    while text.count(")") > text.count("("):  # the closing parenthesis of `refused(`
+        text = text[:-1]
+    return text
 
 
 # ---------------------------------------------------------------------------------------
@@ -164,10 +177,10 @@ CHECKERS = [
 WRONG_FUNCTIONS = {
     "forgets return": lambda *args, **kwargs: None,
     "returns a Value": lambda *args, **kwargs: Value(1.0),
-    "wrong shape": lambda *args, **kwargs: [[1.0, 2.0, 3.0]],
+    "returns the wrong shape": lambda *args, **kwargs: [[1.0, 2.0, 3.0]],
     "returns a str": lambda *args, **kwargs: "x",
     "returns a dict": lambda *args, **kwargs: {"a": 1},
-    "not a function": 3,
+    "is not a function": 3,
 }
 
 
@@ -175,6 +188,7 @@ WRONG_FUNCTIONS = {
 def test_checkers_give_a_verdict_for_any_wrong_function(checker):
     for what, fn in WRONG_FUNCTIONS.items():
         verdict = checker(fn)
+        record(f"{checker.__name__}(f), f {what}", "wrong answer", verdict.message)
         assert isinstance(verdict, exercises.Check) and not verdict, (what, verdict)
         assert verdict.message.startswith("✗ ") and "\n" not in verdict.message, what
 
