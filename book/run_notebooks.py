@@ -17,8 +17,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from microgpt.book import chapters, figures
-from microgpt.errors import MicrogptError
-from microgpt.tools.args import ArgumentParser, error_line
+from microgpt.tools.args import ArgumentParser
 
 BOOK = Path(__file__).resolve().parent
 
@@ -71,11 +70,7 @@ def parser():
 
 
 def main(argv):
-    try:
-        paths = parser().parse_args(argv).notebooks or chapters(BOOK)
-    except MicrogptError as e:  # help that cannot be written
-        error_line("book/run_notebooks.py", e)
-        raise SystemExit(1) from None
+    paths = parser().parse_args(argv).notebooks or chapters(BOOK)
     total = 0.0
     for path in paths:
         seconds = execute(path)

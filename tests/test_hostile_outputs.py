@@ -304,6 +304,30 @@ def test_help_and_lists_to_a_full_stdout_fail(tmp_path, names, what, command):
     assert_one_line(result, 1, "standard output cannot be written", what=what)
 
 
+SCRIPTS = ["lite/build_site.py", "lite/serve.py", "book/run_notebooks.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_scripts_help_to_a_full_closed_or_early_closed_stdout(tmp_path, script):
+    python = f"{sys.executable} {ROOT / script}"
+    for what, command, code in [
+        ("> /dev/full", f"{python} --help > /dev/full", 1),
+        (">&-", f"{python} --help >&-", 1),
+        ("| head -c0", f"{python} --help | head -c0; exit ${{PIPESTATUS[0]}}", 0),
+    ]:
+        result = shell(command, tmp_path, cli_env(tmp_path))
+        if code:
+            assert_one_line(
+                result,
+                code,
+                f"{script}: error: standard output cannot be written",
+                what=f"{script} --help {what}",
+            )
+        else:
+            record(f"{script} --help {what}", result.returncode, result.stderr)
+            assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 def test_run_notebooks_help_prints_usage_and_checks_its_paths(tmp_path):
     script = [sys.executable, str(ROOT / "book" / "run_notebooks.py")]
     shown = subprocess.run([*script, "--help"], capture_output=True, text=True, timeout=60)

@@ -6,6 +6,7 @@ User mistakes end in one line on stderr: exit code 2 for bad flags or values,
 """
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -29,10 +30,22 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2)
 
     def print_help(self, file=None):
-        write_stdout(self.format_help())
+        self.write_help(self.format_help())
 
     def print_usage(self, file=None):
-        write_stdout(self.format_usage())
+        self.write_help(self.format_usage())
+
+    def write_help(self, text):
+        """Help on stdout: a closed pipe ends quietly (exit 0), any other failure in one
+        line (exit 1), whichever script the parser belongs to."""
+        try:
+            write_stdout(text)
+        except BrokenPipeError:
+            silence_stdout()
+            self.exit(0)
+        except OutputError as e:
+            to_stderr(f"{self.prog}: error: {e}")
+            self.exit(1)
 
 
 def shown(text, limit=40):
@@ -115,7 +128,8 @@ def write_stdout(text):
         raise
     except (OSError, AttributeError) as e:  # a full disk, /dev/full, stdout closed
         silence_stdout()
-        raise OutputError(e) from None
+        closed = OSError(errno.EBADF, "it is closed")  # Python started without it (`>&-`)
+        raise OutputError(e if isinstance(e, OSError) else closed) from None
 
 
 def silence_stdout():

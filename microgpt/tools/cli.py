@@ -335,7 +335,7 @@ def run():
     except BrokenPipeError:  # `--help | head` with unbuffered output
         silence_stdout()
         code = 0
-    except MicrogptError as e:  # help that cannot be written (`--help > /dev/full`)
+    except MicrogptError as e:  # before any command runs: no stage at all can be loaded
         error_line("microgpt", e)
         code = 1
     except KeyboardInterrupt:
