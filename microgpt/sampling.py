@@ -10,7 +10,8 @@ every stage draws exactly the baseline's names from the same probabilities.
 import math
 import random
 
-from .arguments import ArgumentError, checked, instance, shown, temperature, whole
+from . import arguments
+from .arguments import ArgumentError, instance, shown, temperature, whole
 from .data import Tokenizer
 from .errors import MicrogptError
 
@@ -25,7 +26,7 @@ TOO_EXTREME = (
 )
 
 
-def finite_probs(probs):
+def checked(probs):
     """`probs`, or a `SamplingError` when they are not finite numbers with a positive sum."""
     total = math.fsum(probs)
     if not (math.isfinite(total) and total > 0):
@@ -52,7 +53,7 @@ def generate(model, rng, temperature, bos):
             if "math domain" not in str(e):
                 raise
             raise SamplingError(TOO_EXTREME) from None
-        token_id = rng.choices(choices, weights=finite_probs(probs))[0]
+        token_id = rng.choices(choices, weights=checked(probs))[0]
         if token_id == bos:
             break
         sample.append(token_id)
@@ -83,7 +84,7 @@ def check_vocabularies(model, tokenizer):
         )
 
 
-@checked(**SAMPLING_CHECKS)
+@arguments.checked(**SAMPLING_CHECKS)
 def iter_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     """New names one at a time, drawn with `rng`: a million of them need no more memory."""
     check_vocabularies(model, tokenizer)
@@ -93,7 +94,7 @@ def iter_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     )
 
 
-@checked(**SAMPLING_CHECKS)
+@arguments.checked(**SAMPLING_CHECKS)
 def sample_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     """`num_samples` new names, drawn with `rng`."""
     return list(iter_names(model, tokenizer, rng, num_samples, temperature))
