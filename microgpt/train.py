@@ -61,13 +61,11 @@ def check_batches(model, batch_size):
 def train(model, docs, tokenizer, num_steps, batch_size=None):
     """Train on one document per step (or `batch_size`, in order); yields (step, loss).
 
-    Batches need a stage whose model has `train_batch` (the registry says which).
+    Batches need a stage whose model has `train_batch` (the registry says which); that
+    is checked when the first step is asked for. The other arguments are checked at
+    the call (`@checked`), before any step.
     """
     check_batches(model, batch_size)
-    return _steps(model, docs, tokenizer, num_steps, batch_size)
-
-
-def _steps(model, docs, tokenizer, num_steps, batch_size):
     for step in range(num_steps):
         try:
             if batch_size is None:
