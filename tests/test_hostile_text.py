@@ -38,7 +38,7 @@ def test_single_line_escapes_what_a_terminal_acts_on(text):
 def names_with_controls(tmp_path):
     path = tmp_path / "names.txt"
     lines = [f"ab{TITLE}c", f"de{CLEAR}f", f"gh{C1}i\x7f", "ann\tmarie", "zoe"]
-    path.write_text("\n".join(lines) * 3 + "\n", encoding="utf-8")
+    path.write_text(("\n".join(lines) + "\n") * 3, encoding="utf-8")
     return path
 
 
