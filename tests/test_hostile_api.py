@@ -9,6 +9,7 @@ arguments: each call ends in a result, a verdict or the project's one-line error
 bounded time.
 """
 
+import ast
 import importlib
 import inspect
 import math
@@ -68,13 +69,11 @@ def refused(fn, *fragments):
 def call_text(fn):
     """The call a `lambda: ...` makes, as written in the test: the table's input."""
     try:
-        source = inspect.getsource(fn).strip()
-    except OSError:
+        tree = ast.parse(inspect.getsource(fn).strip())
+    except (OSError, SyntaxError):
         return repr(fn)
-    text = source.partition("lambda: ")[2].split(', "')[0]
-    while text.count(")") > text.count("("):  # the closing parenthesis of `refused(`
-        text = text[:-1]
-    return text
+    bodies = [ast.unparse(node.body) for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+    return bodies[0] if bodies else repr(fn)
 
 
 # ---------------------------------------------------------------------------------------
