@@ -2,6 +2,13 @@
 # `make check` is the edit loop: lint, unit tests, every stage's 100-step equivalence.
 # Both create .venv with the python3 on PATH (3.11 or newer) on first use.
 
+# Every path here is relative to this folder: from another one (`make -f path/to/Makefile`)
+# they would name other files, so that stops at once, saying how to run it.
+HERE := $(realpath $(dir $(lastword $(MAKEFILE_LIST))))
+ifneq ($(HERE),$(realpath $(CURDIR)))
+$(error this Makefile runs in its own folder; run: make -C $(HERE) $(MAKECMDGOALS))
+endif
+
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -8,6 +8,7 @@ them, and each change is printed: read the sentence around it again.
 Usage: python book/run_notebooks.py [book/NN_name.ipynb ...]  (default: every chapter)
 """
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from microgpt.book import chapters, figures
+from microgpt.tools.args import ArgumentParser
 
 BOOK = Path(__file__).resolve().parent
 
@@ -42,8 +44,33 @@ def execute(path):
     return seconds
 
 
+def notebook_path(text):
+    """A flag type: an existing .ipynb file, resolved (the runner saves it in place)."""
+    path = Path(text)
+    if path.suffix != ".ipynb":
+        raise argparse.ArgumentTypeError(f"{text}: not a notebook (.ipynb); give a chapter's file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such notebook")
+    return path.resolve()
+
+
+def parser():
+    p = ArgumentParser(
+        prog="book/run_notebooks.py",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+    )
+    p.add_argument(
+        "notebooks",
+        nargs="*",
+        type=notebook_path,
+        metavar="NOTEBOOK",
+        help="chapters to run, in the order given (default: every chapter of book/)",
+    )
+    return p
+
+
 def main(argv):
-    paths = [Path(p).resolve() for p in argv] or chapters(BOOK)
+    paths = parser().parse_args(argv).notebooks or chapters(BOOK)
     total = 0.0
     for path in paths:
         seconds = execute(path)

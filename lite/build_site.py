@@ -10,7 +10,6 @@ Relative paths are relative to the caller's working directory.  The download
 cache is lite/_cache, or MICROGPT_SITE_CACHE when set.
 """
 
-import argparse
 import html
 import json
 import os
@@ -28,7 +27,9 @@ import microgpt
 from microgpt import data as names_data
 from microgpt import stages
 from microgpt.book import chapters
-from microgpt.files import sha256, write_atomic
+from microgpt.errors import MicrogptError, single_line
+from microgpt.files import OutputPathError, check_output_folder, sha256, write_atomic
+from microgpt.tools.args import ArgumentParser
 
 LITE = Path(__file__).resolve().parent
 ROOT = LITE.parent
@@ -80,7 +81,20 @@ def norm(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def child_environment():
+    """The environment of the build's commands. npm and jupyter need a home folder: a
+    user without one (HOME unset, not in passwd) lends them one in the cache."""
+    try:
+        Path.home()
+    except RuntimeError:
+        home = CACHE / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        return dict(os.environ, HOME=str(home))
+    return None  # theirs, as it is
+
+
 def run(cmd, **kw):
+    kw.setdefault("env", child_environment())
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if proc.returncode:
         sys.stderr.write(proc.stdout + proc.stderr)
@@ -94,18 +108,22 @@ def run(cmd, **kw):
 def find_data(explicit):
     """The names file to ship (absolute), and a line saying where it came from: the
     package's order (`microgpt.data.data_source`: --data, MICROGPT_DATA, ./input.txt),
-    then the download cache, then the package's built-in fallback list."""
+    then the download cache, then the package's built-in fallback list. The file is
+    read as the package reads it (`microgpt.data.read_names`), before anything is
+    built: an empty, binary, UTF-16 or oversized file, a folder or a device is the
+    package's own one-line error."""
     given = names_data.data_source(explicit)
     if given:
         path, given_by = given
         where = {"--data": f"--data {path}", "MICROGPT_DATA": f"MICROGPT_DATA={path}"}
         where = where.get(given_by, f"./{path}")
-        if not Path(path).is_file():
-            fix = "pass an existing names file" if given_by == "--data" else "fix or unset it"
-            raise SystemExit(f"error: {where}: no such file; {fix}")
+        try:
+            names_data.read_names(path, given_by)
+        except MicrogptError as e:
+            raise SystemExit(f"error: {single_line(e)}") from None
         return Path(path).resolve(), f"names from {where}"
     cache = names_data.cache_path()  # None where there is no home folder
-    if cache is not None and cache.is_file():
+    if names_data.cached_names(cache) is not None:  # there, and makemore's intact names.txt
         return cache.resolve(), f"names from the cache {cache}"
     fallback = names_data.FALLBACK_PATH
     if fallback.is_file():
@@ -222,6 +240,21 @@ def check_output(output):
             f"error: --output {output} is not empty and holds no site built by "
             f"lite/build_site.py (no {BUILD_INFO}); it would be replaced: pick another folder"
         )
+
+
+def check_folders(output):
+    """The folders the build writes, tried before it starts: --output's, and the cache."""
+    try:
+        check_output_folder(output, "--output")
+        check_output_folder(
+            CACHE,
+            "MICROGPT_SITE_CACHE"
+            if os.environ.get("MICROGPT_SITE_CACHE")
+            else "the download cache",
+        )
+    except OutputPathError as e:
+        print(f"error: {single_line(e)}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_package():
@@ -377,6 +410,7 @@ def build(data_arg=None, output=OUTPUT, force=False):
     started = time.monotonic()
     output = Path(output).resolve()
     check_package()
+    check_folders(output)
     data, data_note = find_data(data_arg)
     log(data_note)
     if not force and is_fresh(output, data):
@@ -470,7 +504,7 @@ def _lite_build(stage_dir, contents_dir, site):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="lite/build_site.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data", help="names file to ship as input.txt (default: MICROGPT_DATA, then the cache)"
     )
@@ -481,7 +515,11 @@ def main(argv=None):
         "--force", action="store_true", help="rebuild even when the output is up to date"
     )
     args = parser.parse_args(argv)
-    build(args.data, args.output, args.force)
+    try:
+        build(args.data, args.output, args.force)
+    except KeyboardInterrupt:  # the temporary folders are removed on the way out
+        print("build_site: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -3,18 +3,21 @@
 Usage: python lite/serve.py [DIR] [--port N]  (DIR relative to the working directory)
 """
 
-import argparse
 import time
 from pathlib import Path
 
 import browser
 import build_site
 
+from microgpt.tools.args import ArgumentParser, whole_number
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="lite/serve.py", description=__doc__.splitlines()[0])
     parser.add_argument("directory", nargs="?", type=Path, default=build_site.OUTPUT)
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--port", type=whole_number(0, 65535), default=8000, help="0: any free port"
+    )
     args = parser.parse_args(argv)
     directory = args.directory.resolve()
     missing = build_site.missing_files(directory)

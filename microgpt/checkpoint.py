@@ -63,7 +63,7 @@ def load(path):
             f"{path}: is {encoding} text; a checkpoint is the UTF-8 JSON of --save"
         )
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = files.parse_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise CheckpointError(f"{path}: not a JSON checkpoint (corrupt or another file)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

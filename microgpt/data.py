@@ -9,11 +9,13 @@ built-in list of common first names so that the model can always train.
 
 import codecs
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MicrogptError
+from .arguments import ArgumentError, checked, function, number, optional, sequence, shown, text
+from .arguments import path as file_path
+from .errors import MicrogptError, single_line
+from .errors import warn as warn_on_stderr
 from .files import read_capped, sha256, write_atomic
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
@@ -87,6 +89,34 @@ def is_name_char(ch):
     )
 
 
+def names(value, label):
+    """Documents to train on: a non-empty list of non-empty str names whose characters
+    a names file can hold (no line break, NUL or byte-order mark: `data.is_name_char`).
+
+    A str is refused: it would train on its letters as names (a path, for example);
+    `load_dataset(path).docs` reads a file.
+    """
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise ArgumentError(
+            f"{label} must be a list of names, not {shown(value)}; "
+            "to read a names file: load_dataset(path).docs"
+        )
+    docs = sequence(value, label, "names (str)")
+    if not docs:
+        raise ArgumentError(f"{label} is empty; give at least one name")
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, str) or not doc:
+            got = "an empty str" if doc == "" else shown(doc)
+            raise ArgumentError(f"{label}[{i}] must be a name (a non-empty str), not {got}")
+    bad = next((ch for ch in set("".join(docs)) if not is_name_char(ch)), None)
+    if bad is not None:
+        raise ArgumentError(
+            f"{label} holds {ascii(bad)}, which cannot be part of a name (a line break, "
+            "NUL, byte-order mark or lone surrogate)"
+        )
+    return docs
+
+
 def parse_names(raw, where, path=None):
     """Names from the bytes of a text file: one per line, stripped, blank lines dropped.
 
@@ -136,10 +166,12 @@ def read_names(path, given_by="--data"):
 def cache_path():
     """Where a downloaded names.txt is kept: $XDG_CACHE_HOME/microgpt/names.txt.
 
-    None where there is no home folder to put it in (HOME unset, the user not in passwd).
+    A relative XDG_CACHE_HOME is ignored, as the XDG spec says (it would move with the
+    working directory). None where there is no home folder to put it in (HOME unset,
+    the user not in passwd).
     """
     base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
+    if not base or not os.path.isabs(base):
         try:
             base = Path.home() / ".cache"
         except RuntimeError:
@@ -178,9 +210,24 @@ def data_source(path=None):
     return None
 
 
+@checked(
+    path=optional(file_path),
+    url=optional(text),
+    timeout=number(0.001, 3600),
+    warn=optional(function),
+    deadline=number(0.001, 3600),
+)
 def load_dataset(path=None, url=None, timeout=20.0, warn=None, deadline=60.0):
-    """Find the names in the documented order and return them with their source."""
-    warn = warn or (lambda msg: print(msg, file=sys.stderr))
+    """Find the names in the documented order and return them with their source.
+
+    `warn(line)` gets the warnings (default: stderr); their quotes of a server's words,
+    a URL or a cache path are escaped (`errors.single_line`), so they stay one line.
+    """
+    say = warn or warn_on_stderr
+
+    def warn(message):
+        say(single_line(message))
+
     given = data_source(path)
     if given:
         path, given_by = given
@@ -218,9 +265,21 @@ def load_dataset(path=None, url=None, timeout=20.0, warn=None, deadline=60.0):
     return Dataset(docs, str(cached))
 
 
+def vocabulary(value, label):
+    """A tokenizer's characters: distinct one-character strings."""
+    chars = sequence(value, label, "characters")
+    if not all(isinstance(ch, str) and len(ch) == 1 for ch in chars):
+        bad = next(ch for ch in chars if not (isinstance(ch, str) and len(ch) == 1))
+        raise ArgumentError(f"{label} must hold single characters, not {shown(bad)}")
+    if len(set(chars)) != len(chars):
+        raise ArgumentError(f"{label} lists a character twice")
+    return chars
+
+
 class Tokenizer:
     """Characters to token ids and back; one extra id, BOS, marks a name's start and end."""
 
+    @checked(chars=vocabulary)
     def __init__(self, chars):
         self.chars = list(chars)
         self.bos = len(self.chars)
@@ -228,13 +287,32 @@ class Tokenizer:
         self._index = {ch: i for i, ch in enumerate(self.chars)}
 
     @classmethod
+    @checked(docs=names)
     def from_docs(cls, docs):
         """Vocabulary = the sorted unique characters of the documents."""
         return cls(sorted(set("".join(docs))))
 
     def encode(self, doc):
         """`[BOS] + characters + [BOS]`, the training sequence of one name."""
-        return [self.bos] + [self._index[ch] for ch in doc] + [self.bos]
+        try:
+            return [self.bos] + [self._index[ch] for ch in doc] + [self.bos]
+        except (KeyError, TypeError):  # checked only when it fails: encode runs every step
+            if not isinstance(doc, str):
+                raise ArgumentError(
+                    f"Tokenizer.encode: doc must be a str, not {shown(doc)}"
+                ) from None
+            unknown = next(ch for ch in doc if ch not in self._index)
+            raise ArgumentError(
+                f"Tokenizer.encode: {ascii(unknown)} is not in the vocabulary of this tokenizer"
+            ) from None
 
     def decode(self, ids):
-        return "".join(self.chars[i] for i in ids)
+        try:
+            if all(i >= 0 for i in ids):
+                return "".join(self.chars[i] for i in ids)
+        except (IndexError, TypeError):
+            pass
+        raise ArgumentError(
+            f"Tokenizer.decode: ids must be token ids from 0 to {len(self.chars) - 1} "
+            f"(BOS, {self.bos}, is not a character), not {shown(ids)}"
+        )

@@ -8,7 +8,11 @@ every stage draws exactly the baseline's names from the same probabilities.
 """
 
 import math
+import random
 
+from . import arguments
+from .arguments import ArgumentError, instance, shown, temperature, whole
+from .data import Tokenizer
 from .errors import MicrogptError
 
 
@@ -56,12 +60,41 @@ def generate(model, rng, temperature, bos):
     return sample
 
 
+def model(value, label):
+    """A model of any stage: it has a `sampler` and the `vocab_size` and `cfg` it samples with."""
+    if not all(hasattr(value, name) for name in ("sampler", "vocab_size", "cfg")):
+        raise ArgumentError(f"{label} must be a stage's model (Run(...).model), not {shown(value)}")
+    return value
+
+
+SAMPLING_CHECKS = dict(
+    model=model,
+    tokenizer=instance(Tokenizer, hint=" (Run(...).tokenizer)"),
+    rng=instance(random.Random, hint=" (random.Random(seed))"),
+    num_samples=whole(0),
+    temperature=temperature,
+)
+
+
+def check_vocabularies(model, tokenizer):
+    if model.vocab_size != tokenizer.vocab_size:
+        raise ArgumentError(
+            f"the model has {model.vocab_size} tokens and the tokenizer {tokenizer.vocab_size}: "
+            "sample a model with the tokenizer it was trained with"
+        )
+
+
+@arguments.checked(**SAMPLING_CHECKS)
 def iter_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     """New names one at a time, drawn with `rng`: a million of them need no more memory."""
-    for _ in range(num_samples):
-        yield tokenizer.decode(generate(model, rng, temperature, tokenizer.bos))
+    check_vocabularies(model, tokenizer)
+    return (
+        tokenizer.decode(generate(model, rng, temperature, tokenizer.bos))
+        for _ in range(num_samples)
+    )
 
 
+@arguments.checked(**SAMPLING_CHECKS)
 def sample_names(model, tokenizer, rng, num_samples=20, temperature=0.5):
     """`num_samples` new names, drawn with `rng`."""
     return list(iter_names(model, tokenizer, rng, num_samples, temperature))

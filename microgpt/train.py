@@ -2,10 +2,12 @@
 
 import math
 import random
+import warnings
 
+from .arguments import ArgumentError, checked, instance, optional, shown, temperature, whole
 from .config import AdamConfig, GPTConfig
-from .data import Tokenizer
-from .errors import MicrogptError
+from .data import Tokenizer, names
+from .errors import MicrogptError, single_line
 from .model import init_weights
 from .sampling import sample_names
 
@@ -23,11 +25,47 @@ def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig
     return stage_module.Model(cfg, vocab_size, weights, adam, **(options or {}))
 
 
+class LongNamesWarning(UserWarning):
+    """Some names are longer than the model's context; training reads their start only."""
+
+
+def stage_module(value, label):
+    """A stage: a module (or anything) with a `Model` class, as `stages.load(name)` gives."""
+    if not callable(getattr(value, "Model", None)):
+        hint = f"stages.load({value!r})" if isinstance(value, str) else "stages.load('flat')"
+        raise ArgumentError(f"{label} must be a stage's module ({hint}), not {shown(value)}")
+    return value
+
+
+def trainable(value, label):
+    if not callable(getattr(value, "train_step", None)):
+        raise ArgumentError(f"{label} must be a stage's model (Run(...).model), not {shown(value)}")
+    return value
+
+
+def check_batches(model, batch_size):
+    if batch_size is not None and not callable(getattr(model, "train_batch", None)):
+        stage = type(model).__module__.rpartition(".")[2]
+        raise ArgumentError(
+            f"batch_size needs a stage that trains on batches (tensor), not {stage}"
+        )
+
+
+@checked(
+    model=trainable,
+    docs=names,
+    tokenizer=instance(Tokenizer, hint=" (Tokenizer.from_docs(docs))"),
+    num_steps=whole(1),
+    batch_size=optional(whole(1)),
+)
 def train(model, docs, tokenizer, num_steps, batch_size=None):
     """Train on one document per step (or `batch_size`, in order); yields (step, loss).
 
-    Batches need a stage whose model has `train_batch` (the registry says which).
+    Batches need a stage whose model has `train_batch` (the registry says which); that
+    is checked when the first step is asked for. The other arguments are checked at
+    the call (`@checked`), before any step.
     """
+    check_batches(model, batch_size)
     for step in range(num_steps):
         try:
             if batch_size is None:
@@ -55,7 +93,9 @@ def format_step(step, num_steps, loss):
 
 
 def format_sample(index, name):
-    return f"sample {index + 1:2d}: {name}"
+    """The original's sample line; a control character of the name (it comes from a
+    names file or a checkpoint) is shown escaped, never sent to the terminal."""
+    return f"sample {index + 1:2d}: {single_line(name)}"
 
 
 INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
@@ -75,13 +115,38 @@ def step_docs(docs, num_steps):
     return [docs[step % len(docs)] for step in range(num_steps)]
 
 
+def long_names_note(docs, cfg):
+    """The note for names longer than the context, or None: the original trains on the
+    first `block_size` tokens of a sequence, and so does every stage."""
+    longest = max(map(len, docs))
+    if cfg.positions(longest + 2) >= longest + 1:  # BOS, the name, BOS: nothing cut
+        return None
+    cut = sum(1 for doc in docs if cfg.positions(len(doc) + 2) < len(doc) + 1)
+    return (
+        f"{cut:,} of the names are longer than the context of {cfg.block_size} tokens "
+        f"(the longest has {longest:,} characters); training reads the start of each, "
+        "as microgpt does"
+    )
+
+
 class Run:
     """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original."""
 
+    @checked(
+        docs=names,
+        stage_module=stage_module,
+        seed=whole(),
+        cfg=instance(GPTConfig),
+        adam=instance(AdamConfig),
+        options=optional(instance(dict)),
+    )
     def __init__(
         self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig(), options=None
     ):
         self.docs, self.rng = shuffled(docs, seed)
+        note = long_names_note(self.docs, cfg)
+        if note:  # once per run: Python shows a warning once per place it is raised
+            warnings.warn(note, LongNamesWarning, stacklevel=3)
         self.tokenizer = Tokenizer.from_docs(self.docs)
         # what a twin of the model needs: the generator's state where the weights are drawn
         self._recipe = (stage_module, cfg, adam, options, self.rng.getstate())
@@ -95,9 +160,11 @@ class Run:
         rng.setstate(state)
         return create_model(stage_module, self.tokenizer.vocab_size, rng, cfg, adam, options)
 
+    @checked(num_steps=whole(1), batch_size=optional(whole(1)))
     def train(self, num_steps, batch_size=None):
         return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)
 
+    @checked(num_samples=whole(0), temperature=temperature)
     def sample(self, num_samples=20, temperature=0.5):
         return sample_names(self.model, self.tokenizer, self.rng, num_samples, temperature)
 

@@ -68,12 +68,14 @@ def run_cli(args, cwd=None, env=None, timeout=120, python=sys.executable, **kwar
 
 def record(what, code, err):
     """One row of the table of hostile inputs: HOSTILE_TABLE=path appends (input, exit
-    code, first line of stderr) to that file, the table of the closing note."""
+    code, first line of stderr, the test that tried it) to that file, the table of the
+    closing note."""
     table = os.environ.get("HOSTILE_TABLE")
     if table:
         first = (str(err).strip().splitlines() or [""])[0]
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].split("[")[0]
         with open(table, "a", encoding="utf-8") as f:
-            f.write(f"{single_line(what)}\t{code}\t{first}\n")
+            f.write(f"{single_line(what)}\t{code}\t{single_line(first)}\t{test}\n")
 
 
 def assert_one_line(result, code, *fragments, what=None):

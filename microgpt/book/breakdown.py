@@ -15,20 +15,45 @@ as the benchmark's ratios are.
 """
 
 import gc
+import math
 import time
 from dataclasses import dataclass, field
 
 from .. import stages
+from ..arguments import ArgumentError, checked, function, instance, optional, shown, whole
+from ..arguments import text as a_str
+from ..data import names
 from ..model import GPT
 from ..stages import graph
-from ..train import Run
+from ..tools.timing import FULL_STEPS
+from ..train import Run, trainable
+from .checks import stage_name
 
 PHASES = ("forward", "backward", "optimizer", "collector")
+
+
+def a_clock(value, label):
+    """A clock like `time.process_time`: called with nothing, it gives finite seconds.
+    Tried once here: a clock that fails would fail inside the collector's callback."""
+    function(value, label)
+    try:
+        now = value()
+    except Exception as e:
+        raise ArgumentError(
+            f"{label} must be a clock like time.process_time; calling it raised {type(e).__name__}"
+        ) from None
+    if not isinstance(now, (int, float)) or isinstance(now, bool) or not math.isfinite(now):
+        raise ArgumentError(
+            f"{label} must be a clock like time.process_time (seconds as a number), "
+            f"but it gave {shown(now)}"
+        )
+    return value
 
 
 class PhaseClock:
     """Accumulates time per phase; `switch` ends the current phase and starts another."""
 
+    @checked(clock=a_clock)
     def __init__(self, clock=time.process_time):
         self.clock = clock
         self.totals = dict.fromkeys(PHASES, 0.0)
@@ -80,6 +105,7 @@ def _wrap(obj, name, clock, on_enter=None, on_exit=None):
     setattr(obj, name, wrapper)
 
 
+@checked(model=trainable, clock=instance(PhaseClock))
 def instrument(model, clock):
     """Wrap what `model.train_step` calls so that `clock` follows the phases of a step."""
     if isinstance(model, GPT):  # a graph: the loss (or the logits) first, then backward
@@ -131,6 +157,11 @@ class Breakdown:
         }
 
 
+STEPS = whole(1, FULL_STEPS)
+POOLING = instance(bool, hint=" (True or False)")
+
+
+@checked(stage_name=stage_name, docs=names, steps=STEPS, pooling=POOLING, clock=a_clock)
 def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
     """A `Breakdown` of the first `steps` steps of the seed-42 run of `stage_name`.
 
@@ -168,6 +199,7 @@ def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
     )
 
 
+@checked(stage_name=stage_name, docs=names, steps=STEPS, pooling=POOLING)
 def step_breakdown(stage_name, docs, steps=3, pooling=True):
     """{"forward", "backward", "optimizer", "collector"}: mean CPU ms per training step
     of the first `steps` steps of the seed-42 run. "collector" is the time the cyclic
@@ -177,6 +209,7 @@ def step_breakdown(stage_name, docs, steps=3, pooling=True):
     return measure(stage_name, docs, steps, pooling).ms_per_step()
 
 
+@checked(fn=function, clock=a_clock)
 def collector_time(fn, clock=time.process_time):
     """(fn's result, ms the cyclic collector ran while fn ran, collections by generation)."""
     phase_clock = PhaseClock(clock)
@@ -191,6 +224,35 @@ def collector_time(fn, clock=time.process_time):
     return result, phase_clock.totals["collector"] * 1000, counts
 
 
+def breakdowns_of(value, label):
+    """{label: step_breakdown(...)}: per label, ms (or None) for each of `PHASES`."""
+    ok = (
+        isinstance(value, dict)
+        and value
+        and all(
+            isinstance(phases, dict)
+            and set(phases) == set(PHASES)
+            and all(ms is None or isinstance(ms, (int, float)) for ms in phases.values())
+            for phases in value.values()
+        )
+    )
+    if not ok:
+        raise ArgumentError(
+            f"{label} must be {{label: step_breakdown(...)}}, each with {', '.join(PHASES)}; "
+            f"not {shown(value)}"
+        )
+    return value
+
+
+def axes(value, label):
+    if not callable(getattr(value, "barh", None)):
+        raise ArgumentError(
+            f"{label} must be matplotlib axes (plt.subplots()[1]), not {shown(value)}"
+        )
+    return value
+
+
+@checked(breakdowns=breakdowns_of, title=a_str, ax=optional(axes))
 def plot_breakdowns(breakdowns, title="CPU ms per training step", ax=None):
     """Stacked horizontal bars, one per {label: step_breakdown(...)}, on `ax` or a new
     figure; returns the figure."""

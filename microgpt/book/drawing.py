@@ -6,9 +6,32 @@ IPython displays it as a picture (`image/svg+xml`).
 """
 
 import math
+from numbers import Real
 from xml.sax.saxutils import escape
 
+from ..arguments import ArgumentError, checked, instance, optional, shown, whole
+from ..config import GPTConfig
 from ..engine import topological_order
+
+MAX_NODES = 2000  # a drawing of more boxes is no longer readable (nor quick to lay out)
+
+
+def value_node(value, label):
+    """A `Value` (or a stage's graph node): a number, a gradient, children."""
+    ok = hasattr(value, "_children") and hasattr(value, "_local_grads")
+    ok = ok and all(isinstance(getattr(value, name, None), Real) for name in ("data", "grad"))
+    if not ok:
+        raise ArgumentError(f"{label} must be a Value (of microgpt.engine), not {shown(value)}")
+    return value
+
+
+def drawable(value, label):
+    """A `Value` whose graph has at most `MAX_NODES` nodes."""
+    value_node(value, label)
+    size = len(topological_order(value))
+    if size > MAX_NODES:
+        raise ArgumentError(f"{label}: the graph has {size:,} nodes; draw at most {MAX_NODES:,}")
+    return value
 
 
 class Svg:
@@ -28,6 +51,7 @@ class Svg:
         return self.text
 
 
+@checked(root=value_node)
 def depths(root):
     """{node: depth} for every node under `root`: a leaf is 1, any other node one more
     than its deepest child. The root's depth bounds how deep a recursive walk goes."""
@@ -37,10 +61,12 @@ def depths(root):
     return depth
 
 
+@checked(root=value_node)
 def graph_depth(root):
     return depths(root)[root]
 
 
+@checked(node=value_node)
 def op_label(node):
     """The op that made `node`. A `Value` keeps no op name, so it is read off the
     local derivatives each op stores (see `microgpt.engine`)."""
@@ -102,6 +128,7 @@ class Lane:
         self._children = ()
 
 
+@checked(root=drawable)
 def graph_layout(root):
     """(boxes, edges, width, height): the top-left corner of each node's box, and each
     edge as the polyline from the child's box down to its parent's.
@@ -171,6 +198,7 @@ def graph_layout(root):
     return boxes, edges, width, height
 
 
+@checked(root=drawable, labels=optional(instance(dict)), grads=instance(bool))
 def graph_svg(root, labels=None, grads=True):
     """The graph under `root`, inputs at the top and `root` at the bottom: one row per
     depth, each node a box with its op (or its name in `labels`), data and grad."""
@@ -184,7 +212,7 @@ def graph_svg(root, labels=None, grads=True):
         )
     box_w, box_h = BOX_W, BOX_H
     for node, (x, y) in where.items():
-        name = labels.get(node) or op_label(node) or "leaf"
+        name = str(labels.get(node) or op_label(node) or "leaf")
         fill = "#dbe8f6" if node._children else "#f6ecd0"
         numbers = f"{node.data:.3g} | grad {node.grad:.3g}" if grads else f"{node.data:.3g}"
         boxes.append(
@@ -198,6 +226,7 @@ def graph_svg(root, labels=None, grads=True):
     return Svg(_document(width, height, edges + boxes), summary)
 
 
+@checked(cfg=instance(GPTConfig), vocab_size=whole(1, 65536))
 def architecture_svg(cfg, vocab_size):
     """The GPT of `microgpt.model` from its config: one box per stage of the forward
     pass, with the shapes of its weights, and the residual connections around them."""

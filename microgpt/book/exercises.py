@@ -7,6 +7,9 @@ one line saying what passed or what went wrong and how to fix it.
 A checker is written as a function that returns its success message and raises
 `Wrong` at the first wrong case; `@checker` turns that into a `Check`. The
 checkers of chapters 06-15 (`microgpt.book.exercises_passes`) are built the same way.
+Whatever the reader's function returns, the reader gets a verdict: a result of the
+wrong kind (None from a forgotten `return`, a `Value` where a float is due, a list of
+the wrong shape) that a checker cannot even read is a wrong answer too, said as such.
 """
 
 import functools
@@ -16,6 +19,7 @@ import reprlib
 from .. import numeric, stages
 from ..config import AdamConfig, GPTConfig
 from ..engine import Value, topological_order
+from ..errors import single_line
 from ..model import param_shapes
 from ..optim import Adam
 from ..train import Run
@@ -26,7 +30,7 @@ class Check:
 
     def __init__(self, ok, message):
         self.ok = ok
-        self.message = ("✓ " if ok else "✗ ") + message
+        self.message = single_line(("✓ " if ok else "✗ ") + message)
 
     def __bool__(self):
         return self.ok
@@ -39,17 +43,57 @@ class Wrong(Exception):
     """Raised inside a checker at the first wrong case; becomes a failed `Check`."""
 
 
+_results = []  # what the reader's function returned during the check that runs now
+
+
 def checker(check):
-    """Turn `check(fn) -> success message` (raising `Wrong`) into `check(fn) -> Check`."""
+    """Turn `check(fn) -> success message` (raising `Wrong`) into `check(fn) -> Check`.
+
+    A checker that fails on what the reader's function returned (None, a `Value` where
+    a number is due, the wrong shape: a `TypeError` inside the checker) answers with
+    a wrong-answer `Check` that shows the result and what was due; so does one handed
+    something that is not a function.
+    """
+    expected = (check.__doc__ or "").strip().split("\n")[0].rstrip(".")
 
     @functools.wraps(check)
     def run(fn):
+        if not callable(fn):
+            return Check(
+                False, f"{check.__name__} needs your function itself, not {reprlib.repr(fn)}"
+            )
+        outer = list(_results)
+        _results.clear()
         try:
             return Check(True, check(fn))
         except Wrong as e:
             return Check(False, str(e))
+        except Exception:
+            if not _results:  # nothing of the reader's was read: a bug of the checker
+                raise
+            return Check(False, _unreadable(fn, _results[-1], expected))
+        finally:
+            _results[:] = outer
 
     return run
+
+
+def _holds_value(result):
+    if isinstance(result, (list, tuple)):
+        return any(_holds_value(item) for item in result[:1000])
+    return isinstance(result, Value)
+
+
+def _unreadable(fn, result, expected):
+    """The message for a result the checker could not read."""
+    name = getattr(fn, "__name__", "your function")
+    if result is None:
+        hint = "; did it forget `return`?"
+    elif _holds_value(result):
+        hint = "; it holds Values: return plain floats (a Value's number is its .data)"
+    else:
+        hint = ""
+    return f"{name} returned {reprlib.repr(result)}, not what is due: {expected}{hint}"
 
 
 def call(fn, *args):
@@ -60,7 +104,9 @@ def call(fn, *args):
     """
     name = getattr(fn, "__name__", "your function")
     try:
-        return fn(*args)
+        result = fn(*args)
+        _results.append(result)
+        return result
     except NotImplementedError as e:
         raise Wrong(f"{name} is not written yet: fill in its body, rerun") from e
     except Exception as e:

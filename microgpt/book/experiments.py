@@ -6,9 +6,11 @@ a busy minute slows both alike (`microgpt.tools.timing`, as the benchmark times)
 
 from types import SimpleNamespace
 
+from ..arguments import checked, optional, whole
+from ..arguments import path as file_path
 from ..data import load_dataset
 from ..stages import graph
-from ..tools.timing import side_by_side
+from ..tools.timing import FULL_STEPS, side_by_side
 
 
 class Unpooled(graph.Model):
@@ -17,6 +19,7 @@ class Unpooled(graph.Model):
     recycles = False
 
 
+@checked(steps=whole(1, FULL_STEPS), rounds=whole(1, 1000), path=optional(file_path))
 def compare_pooling(steps=20, rounds=7, path=None):
     """Median CPU ms per training step of `graph` without and with node pooling: `rounds`
     interleaved rounds of the first `steps` steps of the seed-42 run."""

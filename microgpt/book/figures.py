@@ -11,7 +11,10 @@ the browser site show the prose without it.
 
 import re
 
+from ..arguments import ArgumentError, checked, instance, shown
+from ..arguments import text as a_str
 from ..tools.report import RECORD_PATH, read_record
+from .checks import notebook
 from .notebook import in_notebook
 
 METADATA_KEY = "microgpt_figures"  # where a quoted figure is stored in the notebook
@@ -34,9 +37,20 @@ def record():
 def record_row(stage):
     """The record's row of `stage`."""
     rows = {row["name"]: row for row in record()["stages"]}
+    if not isinstance(stage, str) or stage not in rows:
+        raise ArgumentError(
+            f"record_row: the record has no stage {shown(stage)}; it has: {', '.join(rows)}"
+        )
     return rows[stage]
 
 
+def a_number(value, label):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ArgumentError(f"{label} must be a number, not {shown(value)}")
+    return value
+
+
+@checked(value=a_number, field=a_str)
 def format_figure(value, field):
     """A record's value as the prose writes it: speed-ups as `"21.4x"`, times in ms."""
     if field.startswith(("cpu_speedup", "speedup")):
@@ -47,6 +61,15 @@ def format_figure(value, field):
 def quote_record(**figures):
     """Quote figures of the benchmark of record: name=(stage, field) for each."""
     rows = {row["name"]: row for row in record()["stages"]}
+    for name, source in figures.items():
+        ok = isinstance(source, tuple) and len(source) == 2
+        ok = ok and all(isinstance(part, str) for part in source)
+        number = rows.get(source[0], {}).get(source[1]) if ok else None
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            raise ArgumentError(
+                f"quote_record: {name} must be (stage, field) of a number in the record, "
+                f'like ("flat", "cpu_speedup_vs_baseline"); not {shown(source)}'
+            )
     texts = {
         name: format_figure(rows[stage][field], field) for name, (stage, field) in figures.items()
     }
@@ -123,6 +146,7 @@ def record_figure(source):
     return format_figure(record_row(stage)[field], field)
 
 
+@checked(texts=instance(dict), sources=instance(dict))
 def show(texts, sources):
     lines = "\n".join(f"{name} = {text}" for name, text in texts.items())
     if not in_notebook():
@@ -134,6 +158,7 @@ def show(texts, sources):
     display({"text/plain": lines}, metadata=metadata, raw=True)
 
 
+@checked(nb=notebook)
 def quoted(nb):
     """({name: text}, {name: [stage, field]}) of every figure a notebook's outputs quote."""
     texts, sources = {}, {}
@@ -146,11 +171,13 @@ def quoted(nb):
     return texts, sources
 
 
+@checked(text=a_str)
 def bare(text):
     """A marked figure without the markdown around it."""
     return text.strip(WRAPPING)
 
 
+@checked(nb=notebook)
 def sync_prose(nb):
     """Write each marked figure of the prose as the outputs now quote it, so that
     re-running a chapter keeps its prose true; [(name, old, new)] of what changed."""

@@ -6,12 +6,17 @@ quotes for a pass) come from the benchmark of record instead (`microgpt.book.fig
 """
 
 from .. import stages
-from ..tools.timing import side_by_side
+from ..arguments import checked, number, whole
+from ..data import names
+from ..errors import single_line
+from ..tools.timing import FULL_STEPS, side_by_side
 from ..train import losses_and_samples
+from .checks import stage_list, stage_name
 
 PROOF_STEPS = 30  # training steps compared
 
 
+@checked(docs=names, stage_name=stage_name, num_steps=whole(1, FULL_STEPS), tol=number(0, 1))
 def prove_same_as_baseline(docs, stage_name, num_steps=PROOF_STEPS, tol=1e-12):
     """Train the stage `stage_name` and the baseline from seed 42 for `num_steps`, then
     sample 20 names from each: print the comparison, and fail unless the losses agree
@@ -24,16 +29,17 @@ def prove_same_as_baseline(docs, stage_name, num_steps=PROOF_STEPS, tol=1e-12):
     print(f"same 20 names: {names == base_names}")
     last = f"baseline {base_losses[-1]:.6f}, {stage_name} {losses[-1]:.6f}"
     print(f"loss at step {num_steps}: {last}")
-    print("names:", ", ".join(names))
+    print("names:", ", ".join(map(single_line, names)))
     assert max_diff < tol and names == base_names, f"{stage_name} does not behave as the baseline"
     return base_losses, losses
 
 
+@checked(docs=names, stage_names=stage_list, steps=whole(1, FULL_STEPS), rounds=whole(1, 1000))
 def time_stages(docs, stage_names, steps=5, rounds=3):
     """{stage: (wall ms, CPU ms) per step}: medians of `rounds` interleaved rounds of
     `steps` steps each, the first steps of the seed-42 run (`microgpt.tools.timing`,
     as the benchmark times them). Printed with the speed-up of each stage over the
-    first: this machine, now, not the record."""
+    first: this machine, now, not the record. `stage_names` is a list, or one name."""
     modules = {name: stages.load(name) for name in stage_names}
     results = side_by_side(modules, docs, steps, rounds)
     result = {name: (r.ms_per_step, r.cpu_ms_per_step) for name, r in results.items()}

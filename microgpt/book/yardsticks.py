@@ -8,7 +8,17 @@ All losses here are means over every predicted token of a list of names, in nats
 
 import math
 
+from ..arguments import ArgumentError, checked, instance, number, sequence, whole
+from ..data import Tokenizer, names
+from ..sampling import model as a_model
+from ..train import Run
 
+TOKENIZER = instance(Tokenizer, hint=" (Run(...).tokenizer)")
+
+
+@checked(
+    run=instance(Run, hint=" (Run(docs, stages.load('flat')))"), num_steps=whole(0), count=whole(0)
+)
 def unseen(run, num_steps, count):
     """The first `count` names after the `num_steps` a run trains on (one name per
     step, in its shuffled order), skipping names that also occur among those trained."""
@@ -17,6 +27,12 @@ def unseen(run, num_steps, count):
     return names[:count]
 
 
+def names_or_none(value, label):
+    """Names, or an empty list (no counts: every pair is as likely as any other)."""
+    return [] if isinstance(value, (list, tuple)) and not value else names(value, label)
+
+
+@checked(docs=names_or_none, tokenizer=TOKENIZER, smoothing=number(0, 1e6))
 def bigram_counts(docs, tokenizer, smoothing=1):
     """counts[a][b]: how often token b follows token a in `docs`, plus `smoothing`."""
     size = tokenizer.vocab_size
@@ -28,6 +44,7 @@ def bigram_counts(docs, tokenizer, smoothing=1):
     return counts
 
 
+@checked(train_docs=names_or_none, eval_docs=names, tokenizer=TOKENIZER, smoothing=number(0, 1e6))
 def bigram_loss(train_docs, eval_docs, tokenizer, smoothing=1):
     """Mean -log p(next | current) over `eval_docs`, p counted on `train_docs`.
 
@@ -40,13 +57,25 @@ def bigram_loss(train_docs, eval_docs, tokenizer, smoothing=1):
     return sum(losses) / len(losses)
 
 
+def ids_list(value, label):
+    return sequence(value, label, "token ids")
+
+
+@checked(ids=ids_list)
 def pairs(ids):
+    """(token, next token) of each position of `ids`."""
     return zip(ids, ids[1:])
 
 
+@checked(model=a_model, docs=names, tokenizer=TOKENIZER)
 def model_loss(model, docs, tokenizer):
     """The model's mean -log p(next token) over `docs`, read from its sampler at
     temperature 1: forward passes only, so no weight changes and no random draw."""
+    if model.vocab_size != tokenizer.vocab_size:
+        raise ArgumentError(
+            f"model_loss: the model has {model.vocab_size} tokens and the tokenizer "
+            f"{tokenizer.vocab_size}: give the tokenizer the model was trained with"
+        )
     total, count = 0.0, 0
     for doc in docs:
         ids = tokenizer.encode(doc)

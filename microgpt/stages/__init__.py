@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
-from ..errors import MicrogptError
+from ..errors import MicrogptError, single_line
 
 # the values of the options `device` and `dtype` (where `auto` picks CUDA when present)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -109,22 +109,46 @@ def why_not_runnable(stage):
     return None
 
 
-def default_name():
-    """The fastest stage that starts at once: the last available, uncompiled one in the chain.
+def default_name(passed_over=None):
+    """The fastest stage that starts at once: the last available, uncompiled one in the
+    chain that loads. A stage whose package is installed but fails to import (a broken
+    numpy) is passed over, and (name, why) is appended to `passed_over` if given.
 
     A compiled stage trains faster per step but its compiler's import and cache load
     cost more than the whole default run of the stage before it.
     """
-    return [s for s in available() if s.in_chain and not s.compiled][-1].name
+    candidates = [s for s in available() if s.in_chain and not s.compiled]
+    for stage in reversed(candidates):
+        try:
+            load(stage.name)
+        except StageError as e:
+            if passed_over is not None:
+                passed_over.append((stage.name, str(e)))
+            continue
+        return stage.name
+    raise StageError("no stage can be loaded here; reinstall microgpt-book")
 
 
 def load(name):
-    """The module of stage `name`, or a `StageError` saying what is wrong."""
-    if name not in BY_NAME:
-        raise StageError(f"unknown stage {name!r}; choose one of: {', '.join(stage_names())}")
+    """The module of stage `name`, or a `StageError` saying what is wrong: an unknown
+    name, a package not installed, or one installed that fails to import."""
+    if not isinstance(name, str) or name not in BY_NAME:
+        shown = repr(name) if isinstance(name, str) else f"{type(name).__name__} {name!r}"[:60]
+        raise StageError(
+            f"unknown stage {single_line(shown)}; choose one of: {', '.join(stage_names())}"
+        )
     stage = BY_NAME[name]
     missing = missing_requirements(stage)
     if missing:
         pkgs = " ".join(missing)
         raise StageError(f"stage {name!r} needs {pkgs}; install it with: pip install {pkgs}")
+    for package in stage.requires:  # imported first, so a broken one is named as such
+        try:
+            importlib.import_module(package)
+        except Exception as e:  # ImportError, or whatever a broken package raises
+            problem = single_line(f"{type(e).__name__}: {e}")[:200]
+            raise StageError(
+                f"stage {name!r} needs {package}, which is installed but fails to import "
+                f"({problem}); reinstall it: pip install --force-reinstall {package}"
+            ) from None
     return importlib.import_module(stage.module_name)

@@ -6,25 +6,46 @@ User mistakes end in one line on stderr: exit code 2 for bad flags or values,
 """
 
 import argparse
+import errno
 import math
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
 from .. import stages
-from ..errors import MicrogptError, single_line
-from ..files import OutputPathError, check_output_path
-
-# the temperatures sampling can use: 1/T and the logits times 1/T stay finite
-TEMPERATURE_RANGE = (1e-6, 1e6)
+from ..arguments import TEMPERATURE_RANGE
+from ..errors import MicrogptError, os_problem, safe_lines, to_stderr
+from ..files import OutputPathError, check_output_path, same_file_key
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag costs one line instead of usage plus error."""
+    """argparse, but a bad flag costs one line instead of usage plus error, and help
+    that cannot be written (`--help > /dev/full`, `>&-`) is an error, not silence."""
 
     def error(self, message):
         if message.endswith("expected one argument"):  # `--temperature -inf`: read as a flag
             message += " (a value that starts with '-' goes after '=': --flag=-value)"
-        self.exit(2, f"{self.prog}: error: {single_line(message)} (see --help)\n")
+        to_stderr(f"{self.prog}: error: {message} (see --help)")
+        self.exit(2)
+
+    def print_help(self, file=None):
+        self.write_help(self.format_help())
+
+    def print_usage(self, file=None):
+        self.write_help(self.format_usage())
+
+    def write_help(self, text):
+        """Help on stdout: a closed pipe ends quietly (exit 0), any other failure in one
+        line (exit 1), whichever script the parser belongs to."""
+        try:
+            write_stdout(text)
+        except BrokenPipeError:
+            silence_stdout()
+            self.exit(0)
+        except OutputError as e:
+            to_stderr(f"{self.prog}: error: {e}")
+            self.exit(1)
 
 
 def shown(text, limit=40):
@@ -97,6 +118,20 @@ def stage_name(text):
     return text
 
 
+def write_stdout(text):
+    """Write `text` to stdout now: a closed pipe raises BrokenPipeError (a quiet end),
+    any other failure an `OutputError`."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, AttributeError) as e:  # a full disk, /dev/full, stdout closed
+        silence_stdout()
+        closed = OSError(errno.EBADF, "it is closed")  # Python started without it (`>&-`)
+        raise OutputError(e if isinstance(e, OSError) else closed) from None
+
+
 def silence_stdout():
     """Point stdout at /dev/null, so nothing (not even the exit's flush) fails on a closed pipe."""
     try:
@@ -140,7 +175,7 @@ class Output:
         if self.closed:
             return
         try:
-            print(line, flush=flush, end=end)
+            print(safe_lines(line), flush=flush, end=end)
         except BrokenPipeError:
             if not self.keep_going:
                 raise
@@ -157,7 +192,8 @@ class OutputError(MicrogptError):
     """Standard output cannot be written (a full disk, /dev/full, an I/O error)."""
 
     def __init__(self, error):
-        super().__init__(f"standard output cannot be written ({error.strerror or error})")
+        reason = getattr(error, "strerror", None) or error
+        super().__init__(f"standard output cannot be written ({reason})")
 
 
 def check_distinct_paths(outputs, inputs):
@@ -167,10 +203,10 @@ def check_distinct_paths(outputs, inputs):
     for flag, path in [*inputs.items(), *outputs.items()]:
         if not path:
             continue
-        real = os.path.realpath(path)
-        if real in seen:
-            return f"{flag} {path} is the same file as {seen[real]}; give each its own path"
-        seen[real] = flag
+        key = same_file_key(path)  # a symlink or a hard link to the same file is that file
+        if key in seen:
+            return f"{flag} {path} is the same file as {seen[key]}; give each its own path"
+        seen[key] = flag
     return None
 
 
@@ -186,8 +222,26 @@ def check_environment_paths(environ, names):
 
 
 def error_line(prog, message):
-    """The one line an error costs."""
-    print(f"{prog}: error: {single_line(message)}", file=sys.stderr)
+    """The one line an error costs (on stderr only: with stderr closed it is lost, and
+    the exit code is all that is said)."""
+    to_stderr(f"{prog}: error: {message}")
+
+
+@contextmanager
+def one_line_warnings(prog):
+    """Python warnings (long names cut, a numpy overflow) as one escaped line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        to_stderr(f"{prog}: warning: {message}")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def note(prog, message):
+    """A line on stderr that is neither an error nor a warning: what the command chose."""
+    to_stderr(f"{prog}: note: {message}")
 
 
 def run_command(prog, action, *args):
@@ -197,7 +251,8 @@ def run_command(prog, action, *args):
     ends the command quietly instead of failing the interpreter's last flush.
     """
     try:
-        action(*args)
+        with one_line_warnings(prog):
+            action(*args)
         try:
             sys.stdout.flush()
         except BrokenPipeError:
@@ -210,9 +265,13 @@ def run_command(prog, action, *args):
         return 1
     except KeyboardInterrupt:
         flush_stdout()
-        print(f"{prog}: interrupted", file=sys.stderr)
+        to_stderr(f"{prog}: interrupted")
         return 130
     except BrokenPipeError:  # `python -m microgpt | head`
         silence_stdout()
         return 0
+    except OSError as e:  # the machine's limits (file descriptors, disk), not the input
+        flush_stdout()
+        error_line(prog, os_problem(e))
+        return 1
     return 0

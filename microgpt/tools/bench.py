@@ -12,8 +12,8 @@ the record of their own.
 import argparse
 import os
 import shlex
-import sys
 import tempfile
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from .. import files, stages
 from ..config import GPTConfig
 from ..data import load_dataset
 from . import parallel_run
+from ..errors import os_problem, to_stderr
 from . import report as reports
 from .args import (
     ArgumentParser,
@@ -62,6 +63,21 @@ def parse_stage_list(text):
         raise argparse.ArgumentTypeError(f"{text!r} names a stage twice")
     order = stages.stage_names()
     return sorted(stage_names, key=order.index)
+
+
+def plot_file(text):
+    """A flag type for --plot: an output path whose suffix names a format matplotlib writes."""
+    output_file(text)  # first: a folder or a missing path is that, whatever its suffix
+    if reports.plot_format(text) is None:
+        suffixes = ", ".join(reports.PLOT_FORMATS)
+        raise argparse.ArgumentTypeError(
+            f"{shown_path(text)}: the chart's format comes from the name's suffix: {suffixes}"
+        )
+    return text
+
+
+def shown_path(text):
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def bench_parser():
@@ -111,7 +127,12 @@ def bench_parser():
             output_file,
             f"replace the table between {markers} in this file",
         ),
-        ("--plot", output_file, "write a bar chart here (needs matplotlib)"),
+        (
+            "--plot",
+            plot_file,
+            f"write a bar chart here, as the suffix says ({', '.join(reports.PLOT_FORMATS)}; "
+            "needs matplotlib)",
+        ),
     ]
     for flag, checked_as, help_text in file_flags:
         p.add_argument(flag, metavar="PATH", type=checked_as, help=help_text)
@@ -194,11 +215,33 @@ def write_reports(args, report):
         text = with_section_tables(text, report, path)
         outputs.append(("--update-readme", path, text.encode("utf-8")))
     if args.plot:
-        outputs.append(("--plot", args.plot, reports.render_plot(report)))
+        chart = reports.render_plot(report, reports.plot_format(args.plot))
+        outputs.append(("--plot", args.plot, chart))
     text = reports.render_text(report)
     for flag, path, data in outputs:
         write_output(flag, path, data)
     Output()(text, end="")  # last: the files are written if stdout is closed
+
+
+@contextmanager
+def names_copy(docs):
+    """The path of a temporary copy of `docs`, one name per line, removed afterwards; a
+    temporary folder that cannot take it (full, unwritable) is a `BenchError` naming it."""
+    tmp = None
+    try:
+        tmp = tempfile.TemporaryDirectory()
+        path = Path(tmp.name) / "names.txt"
+        path.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    except OSError as e:
+        folder = os.path.dirname(tmp.name) if tmp is not None else "the temporary folder"
+        if tmp is not None:
+            tmp.cleanup()
+        raise BenchError(
+            f"the benchmark's temporary copy of the names cannot be written in {folder}: "
+            f"{os_problem(e)}, or point TMPDIR at another folder"
+        ) from None
+    with tmp:
+        yield path
 
 
 def bench(args, argv, log):
@@ -215,9 +258,7 @@ def bench(args, argv, log):
         raise BenchError("no stage can run here; see the lines above for why")
     dataset = load_dataset(args.data)
     load_start = reports.load_average()
-    with tempfile.TemporaryDirectory() as tmp:
-        data_path = Path(tmp) / "names.txt"  # the memory subprocesses read the very same names
-        data_path.write_text("\n".join(dataset.docs) + "\n", encoding="utf-8")
+    with names_copy(dataset.docs) as data_path:  # the memory subprocesses read the same names
         results = run_bench(
             modules, dataset.docs, args.steps, args.repeat, args.samples, data_path, log, left_out
         )
@@ -250,14 +291,11 @@ def main(argv):
         if args.plot and find_spec("matplotlib") is None:
             raise BenchError("--plot needs matplotlib; install it with: pip install matplotlib")
 
-        def log(message):
-            print(message, file=sys.stderr, flush=True)
-
         if args.data_parallel:
-            bench_data_parallel(args, argv, log)
+            bench_data_parallel(args, argv, to_stderr)
             return
         if not args.from_record:
-            bench(args, argv, log)
+            bench(args, argv, to_stderr)
             return
         try:
             record = reports.read_record(args.from_record)

@@ -10,7 +10,13 @@ from contextlib import nullcontext
 
 from .. import checkpoint, stages
 from ..data import Tokenizer, data_source, load_dataset
-from ..errors import MicrogptError, forget_interrupt, raise_interrupts
+from ..errors import (
+    MicrogptError,
+    forget_interrupt,
+    hold_standard_streams,
+    raise_interrupts,
+    to_stderr,
+)
 from ..sampling import iter_names
 from ..train import INFERENCE_HEADER, Run, format_sample, format_step
 from . import distributed
@@ -24,6 +30,7 @@ from .args import (
     flush_stdout,
     input_file,
     integer,
+    note,
     output_file,
     positive_int,
     run_command,
@@ -153,9 +160,14 @@ def names_input(path):
 def check_flags(command, args, parser, profiles):
     """What no single flag's type can check, before any work (exit 2): two files that
     are one, --batch-size with a stage that trains on one name, engine options the stage
-    or this machine cannot take, a torchrun launch that cannot work. Fills in the stage,
-    and for training its options, launch and device."""
-    args.stage = args.stage or stages.default_name()
+    or this machine cannot take, a torchrun launch that cannot work. Fills in the stage
+    (the fastest that loads: a broken numpy is passed over, saying so), and for training
+    its options, launch and device."""
+    if not args.stage:
+        passed_over = []
+        args.stage = stages.default_name(passed_over)
+        for name, why in passed_over:
+            note("microgpt", f"running stage {args.stage}, not {name}: {why}")
     if command == "train":
         clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
     else:
@@ -178,7 +190,7 @@ def cmd_train(args):
     module = stages.load(args.stage)
     dataset = load_dataset(args.data)
     if dataset.is_fallback:
-        print(f"training on the {dataset.source} ({len(dataset.docs)} names)", file=sys.stderr)
+        to_stderr(f"training on the {dataset.source} ({len(dataset.docs)} names)")
     say = Output(keep_going=bool(args.save))
     if args.launch:
         distributed.start(args.launch, args.device)
@@ -257,12 +269,16 @@ def cmd_sample(args):
 
 def cmd_stages(args):
     available = {stage.name for stage in stages.available()}
-    default = stages.default_name()
+    passed_over = []
+    default = stages.default_name(passed_over)
+    broken = {name for name, _ in passed_over}
     say = Output()
     for stage in stages.STAGES:
         mark = "*" if stage.name == default else " "
-        note = "" if stage.name in available else f"  (needs {' '.join(stage.requires)})"
-        say(f"{mark} {stage.name:<18} {stage.summary}{note}")
+        needs = " ".join(stage.requires)
+        why = "" if stage.name in available else f"  (needs {needs})"
+        why = f"  (needs {needs}, which fails to import)" if stage.name in broken else why
+        say(f"{mark} {stage.name:<18} {stage.summary}{why}")
 
 
 def main(argv=None):
@@ -275,17 +291,16 @@ def main(argv=None):
         from . import bench  # deferred: training imports nothing of the benchmark
 
         return bench.main(argv)
-    if command == "stages":
+    if command == "stages":  # lists, runs nothing: no profile (as bench, which times)
         ArgumentParser(
             prog=prog, description="List the stages, fastest available marked *."
         ).parse_args(argv)
-        args, action = None, cmd_stages
-    else:
-        parser = train_parser("python -m microgpt") if command == "train" else sample_parser(prog)
-        args = parser.parse_args(argv)
-        profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
-        check_flags(command, args, parser, profiles)
-        action = cmd_train if command == "train" else cmd_sample
+        return run_command("microgpt", cmd_stages, None)
+    parser = train_parser("python -m microgpt") if command == "train" else sample_parser(prog)
+    args = parser.parse_args(argv)
+    profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
+    check_flags(command, args, parser, profiles)
+    action = cmd_train if command == "train" else cmd_sample
     try:
         check_environment_paths(os.environ, PROFILE_VARIABLES)
     except MicrogptError as e:
@@ -304,12 +319,15 @@ def run():
 
     Output that cannot be encoded (a CJK name on an ASCII terminal) is escaped, not a
     crash; what is still buffered is flushed here, so a closed pipe (`--help | head`)
-    ends quietly instead of failing the interpreter's last flush.
+    ends quietly instead of failing the interpreter's last flush. A stdout or stderr
+    the process started without (`>&-`, `2>&-`) is one that cannot be written.
     """
     raise_interrupts()  # the loading is over: Ctrl-C is a KeyboardInterrupt again
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure:
-        reconfigure(errors="backslashreplace")
+    hold_standard_streams()
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure:
+            reconfigure(errors="backslashreplace")
     try:
         code = main()
     except SystemExit as e:  # argparse: --help, a bad flag
@@ -317,11 +335,14 @@ def run():
     except BrokenPipeError:  # `--help | head` with unbuffered output
         silence_stdout()
         code = 0
+    except MicrogptError as e:  # before any command runs: no stage at all can be loaded
+        error_line("microgpt", e)
+        code = 1
     except KeyboardInterrupt:
-        print("microgpt: interrupted", file=sys.stderr)
+        to_stderr("microgpt: interrupted")
         code = 130
     if not flush_stdout() and code == 0:
-        print("microgpt: error: standard output cannot be written", file=sys.stderr)
+        error_line("microgpt", "standard output cannot be written")
         code = 1
     forget_interrupt()
     sys.exit(code)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import stages
 from ..errors import single_line
-from ..files import read_capped
+from ..files import parse_json, read_capped
 from .timing import (
     CHUNK_STEPS,
     FULL_SAMPLES,
@@ -295,8 +295,18 @@ def table_in(text, where, markers=(README_START, README_END)):
     return text[start:end].removeprefix("\n")
 
 
-def render_plot(report):
-    """PNG bytes of a bar chart of CPU ms/step per stage (log scale, speed-ups on the bars)."""
+# what `--plot` can write, by the name's suffix: matplotlib's formats that need nothing more
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def plot_format(path):
+    """The format of a chart saved as `path`, from its suffix; None for another suffix."""
+    return PLOT_FORMATS.get(Path(path).suffix.lower())
+
+
+def render_plot(report, fmt="png"):
+    """The bytes of a bar chart of CPU ms/step per stage (log scale, speed-ups on the
+    bars) in format `fmt` (`PLOT_FORMATS`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,7 +330,7 @@ def render_plot(report):
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=120)
+    fig.savefig(out, format=fmt, dpi=120)
     plt.close(fig)
     return out.getvalue()
 
@@ -348,8 +358,8 @@ def read_record(path):
     """The record at `path`, checked enough to render, or a `BenchError` saying why not."""
     text = read_text(path, "a benchmark record")
     try:
-        record = json.loads(text)
-    except ValueError as e:
+        record = parse_json(text)
+    except (ValueError, RecursionError) as e:
         raise BenchError(f"{path}: not JSON ({e})") from None
     again = "; make a new one with: make readme-table"
     if not isinstance(record, dict) or record.get("record_format") != RECORD_FORMAT:

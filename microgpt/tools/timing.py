@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import stages
+from ..arguments import checked, function, instance, number, optional, whole
 from ..config import GPTConfig
-from ..data import load_dataset
-from ..errors import MicrogptError, single_line
+from ..data import load_dataset, names
+from ..errors import MicrogptError, os_problem, single_line
 from ..sampling import iter_names
 from ..stages import graph
-from ..train import Run, shuffled, step_docs
+from ..train import Run, shuffled, stage_module, step_docs
 
 FULL_STEPS = 1000  # the run the estimates are for: microgpt's
 FULL_SAMPLES = 20  # and the names it prints
@@ -73,6 +74,12 @@ def failure(error):
     return single_line(f"{type(error).__name__}: {error}")
 
 
+def machine_problem(error):
+    """A `BenchError` for an `OSError` a stage's run met: the machine's limits (too few file
+    descriptors, a full disk), not the stage, so the benchmark stops saying which."""
+    return BenchError(f"the benchmark cannot go on: {os_problem(error)}")
+
+
 def load_modules(stage_names, left_out=None):
     """{name: module}, or a `StageError` for the first stage that cannot run here.
 
@@ -88,9 +95,9 @@ def load_modules(stage_names, left_out=None):
             )
         try:
             modules[name] = stages.load(name)
-        except stages.StageError:
-            raise
-        except Exception as e:  # a syntax error, a missing name: any failure of the import
+        except Exception as e:  # a broken package, a syntax error: any failure of the import
+            if left_out is None and isinstance(e, stages.StageError):
+                raise
             problem = failure(e)
             if left_out is None:
                 raise BenchError(f"stage {name!r} cannot be imported ({problem})") from None
@@ -102,6 +109,13 @@ def load_modules(stage_names, left_out=None):
 # the loop
 
 
+@checked(
+    subjects=instance(dict),
+    rounds=whole(0),
+    measure=function,
+    on_error=optional(function),
+    after_round=optional(function),
+)
 def interleave(subjects, rounds, measure, on_error=None, after_round=None):
     """{name: [what `measure(subject)` returned, round by round]} of every subject of
     `subjects` ({name: subject}), measured once per round for `rounds` rounds.
@@ -210,6 +224,18 @@ class RoundTiming:
         return sum(self.cpu_chunks)
 
 
+# a round's budgets: 0 is one repeat; an hour is more than any figure needs
+BUDGET = number(0, 3600)
+
+
+@checked(
+    module=stage_module,
+    docs=names,
+    num_steps=whole(1, FULL_STEPS),
+    num_samples=whole(0, 10_000),
+    budget=BUDGET,
+    sample_budget=BUDGET,
+)
 def time_round(
     module, docs, num_steps, num_samples, budget=ROUND_BUDGET_S, sample_budget=SAMPLE_BUDGET_S
 ):
@@ -291,6 +317,15 @@ class StageResult:
         return statistics.median(rounds) if rounds else None
 
 
+@checked(
+    modules=instance(dict),
+    num_steps=whole(1, FULL_STEPS),
+    rounds=whole(1, 1000),
+    num_samples=whole(0, 10_000),
+    on_error=optional(function),
+    log=optional(function),
+    budget=optional(BUDGET),
+)
 def side_by_side(
     modules, docs, num_steps, rounds, num_samples=0, on_error=None, log=None, budget=None
 ):
@@ -333,6 +368,8 @@ def run_bench(modules, docs, num_steps, repeat, num_samples, data_path, log, lef
     """
 
     def drop(name, error):
+        if isinstance(error, OSError):  # not the stage's fault: no stage could run
+            raise machine_problem(error) from None
         reason = f"fails to run ({failure(error)})"
         if left_out is None:
             raise BenchError(f"stage {name!r} {reason}") from None
