@@ -20,8 +20,8 @@ from pathlib import Path
 from .. import files, stages
 from ..config import GPTConfig
 from ..data import load_dataset
-from . import parallel_run
 from ..errors import os_problem, to_stderr
+from . import parallel_run
 from . import report as reports
 from .args import (
     ArgumentParser,
