@@ -4,10 +4,12 @@ tests run first, so that two workers finish together. Plain helpers (no fixtures
 are in `tests/helpers.py`."""
 
 import gc
+import os
+import subprocess
 from contextlib import contextmanager
 
 import pytest
-from helpers import SHARED_NAMES
+from helpers import SHARED_NAMES, mount_tmpfs
 
 
 def pytest_configure(config):
@@ -80,3 +82,35 @@ def frozen_gc():
 def quiet_gc():
     """`collector_frozen` itself, for a fixture wider than one test (not `frozen_gc`)."""
     return collector_frozen
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder nobody can write to: chmod for users, a read-only tmpfs for root
+    (root ignores permission bits)."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount_tmpfs(folder, "ro,size=64k")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 16 KiB file system (root only): a checkpoint (~80 KB) does not fit."""
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is simulated with a tiny tmpfs, which needs root")
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mount_tmpfs(folder, "size=16k")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

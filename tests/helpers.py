@@ -8,6 +8,8 @@ by name (`from helpers import run_cli`).
 import os
 import random
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,45 @@ def central_difference(f, xs, i, h=1e-6):
     up[i] += h
     down[i] -= h
     return (f(up) - f(down)) / (2 * h)
+
+
+# a small names file's text, for tests that write one
+NAMES = "emma\nolivia\nava\nisabella\nsophia\nmia\nzoe\nliam\nnoah\noliver\n"
+
+
+def leftovers(folder):
+    """Temporary files a write left behind (mkstemp's tmp* and write_atomic's .*.tmp)."""
+    return [p.name for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
+
+
+def mount_tmpfs(folder, options):
+    """Mount a tmpfs on `folder` (root only); skips, saying why, where that is impossible."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command to make a read-only or full file system")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.skip(f"running as root, and tmpfs cannot be mounted: {done.stderr.strip()}")
+
+
+def makefile_command(target, make_args):
+    """(python, arguments) of the bench command line `make TARGET` runs, as make prints
+    it (`make -n`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    printed = subprocess.run(
+        ["make", "-s", "-n", target, *make_args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [line for line in printed.splitlines() if " -m microgpt bench " in line]
+    assert len(lines) == 1, printed
+    argv = shlex.split(lines[0])
+    assert argv[1:4] == ["-m", "microgpt", "bench"], argv
+    python = ROOT / argv[0]  # the Makefile's $(PY), relative to the repository
+    return str(python) if python.is_file() else sys.executable, argv[4:]

@@ -8,14 +8,12 @@ again without measuring, so the tests of every output cost a fraction of a secon
 import gc
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import types
 
 import pytest
-from helpers import ROOT, assert_one_line, run_cli
+from helpers import ROOT, assert_one_line, makefile_command, run_cli
 
 from microgpt import stages
 from microgpt.tools import bench, report, timing
@@ -199,26 +197,6 @@ def test_from_record_refuses_flags_that_measure_and_its_own_path_as_output(from_
     done = from_record("--json", "rec.json")
     one_line_error(done, 2, "--json rec.json is the same file as --from-record")
     assert report.read_record(from_record.tmp / "rec.json")  # not overwritten
-
-
-def makefile_command(target, make_args):
-    """(python, arguments) of the bench command line `make TARGET` runs, as make prints
-    it (`make -n`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
-    printed = subprocess.run(
-        ["make", "-s", "-n", target, *make_args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    lines = [line for line in printed.splitlines() if " -m microgpt bench " in line]
-    assert len(lines) == 1, printed
-    argv = shlex.split(lines[0])
-    assert argv[1:4] == ["-m", "microgpt", "bench"], argv
-    python = ROOT / argv[0]  # the Makefile's $(PY), relative to the repository
-    return str(python) if python.is_file() else sys.executable, argv[4:]
 
 
 def test_make_readme_table_writes_the_record_and_the_readme_s_table_only(names_path, tmp_path):

@@ -11,7 +11,7 @@ import json
 import shutil
 
 import pytest
-from test_bench import makefile_command
+from helpers import makefile_command
 
 from microgpt.config import GPTConfig
 from microgpt.tools import bench, parallel_run, report

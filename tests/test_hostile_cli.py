@@ -12,7 +12,6 @@ stderr) to that file: the table of the closing note.
 import errno
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -21,12 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line, cli_env, record, run_cli
+from helpers import NAMES, assert_one_line, cli_env, leftovers, record, run_cli
 
 from microgpt import files, stages
 from microgpt.tools import cli
 
-NAMES = "emma\nolivia\nava\nisabella\nsophia\nmia\nzoe\nliam\nnoah\noliver\n"
 HAS_NUMPY = not stages.missing_requirements(stages.BY_NAME["tensor"])
 needs_numpy = pytest.mark.skipif(not HAS_NUMPY, reason="stage tensor needs numpy")
 
@@ -36,11 +34,6 @@ def names(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text(NAMES)
     return path
-
-
-def leftovers(folder):
-    """Temporary files a write left behind (mkstemp's tmp* and write_atomic's .*.tmp)."""
-    return [p.name for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
 
 
 def shell(command, cwd, env, timeout=120):
@@ -56,51 +49,6 @@ def shell(command, cwd, env, timeout=120):
 
 
 MICROGPT = f"{sys.executable} -m microgpt"
-
-
-def mount_tmpfs(folder, options):
-    """Mount a tmpfs on `folder` (root only); skips, saying why, where that is impossible."""
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command to make a read-only or full file system")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"running as root, and tmpfs cannot be mounted: {done.stderr.strip()}")
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """A folder nobody can write to: chmod for users, a read-only tmpfs for root
-    (root ignores permission bits)."""
-    folder = tmp_path / "readonly"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    mount_tmpfs(folder, "ro,size=64k")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
-
-
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 16 KiB file system (root only): a checkpoint (~80 KB) does not fit."""
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a tiny tmpfs, which needs root")
-    folder = tmp_path / "full"
-    folder.mkdir()
-    mount_tmpfs(folder, "size=16k")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 # ---------------------------------------------------------------------------------------

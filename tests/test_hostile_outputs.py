@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, assert_one_line, cli_env, record, run_cli
-from test_hostile_cli import NAMES, leftovers, mount_tmpfs
+from helpers import NAMES, ROOT, assert_one_line, cli_env, leftovers, record, run_cli
 
 from microgpt import checkpoint, files
 
@@ -43,20 +42,6 @@ def names(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text(NAMES)
     return path
-
-
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 16 KiB file system (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a tiny tmpfs, which needs root")
-    folder = tmp_path / "full"
-    folder.mkdir()
-    mount_tmpfs(folder, "size=16k")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 def protected(path, text="kept\n"):

@@ -15,8 +15,7 @@ import sys
 
 import build_site
 import pytest
-from helpers import ROOT, assert_one_line, cli_env, record, run_cli
-from test_hostile_cli import NAMES, mount_tmpfs
+from helpers import NAMES, ROOT, assert_one_line, cli_env, record, run_cli
 
 from microgpt import data
 
@@ -78,22 +77,6 @@ def test_the_site_builder_checks_its_data_before_building(tmp_path):
             assert_one_line(result, 1, fragment, what=f"build_site.py {how} {what}")
             assert result.stdout == ""  # not even "names from ...": nothing was built
             assert not output.exists() and not (tmp_path / "site-cache").exists()
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    folder = tmp_path / "readonly"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    mount_tmpfs(folder, "ro,size=64k")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 def test_unwritable_output_or_cache_is_refused_before_building(tmp_path, readonly_dir):
