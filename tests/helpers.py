@@ -165,9 +165,8 @@ def mount_tmpfs(folder, options):
         pytest.skip(f"running as root, and tmpfs cannot be mounted: {done.stderr.strip()}")
 
 
-def makefile_command(target, make_args):
-    """(python, arguments) of the bench command line `make TARGET` runs, as make prints
-    it (`make -n`)."""
+def make_prints(target, make_args=()):
+    """The command lines `make TARGET` would run, as it prints them (`make -n`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     printed = subprocess.run(
         ["make", "-s", "-n", target, *make_args],
@@ -177,7 +176,13 @@ def makefile_command(target, make_args):
         text=True,
         check=True,
     ).stdout
-    lines = [line for line in printed.splitlines() if " -m microgpt bench " in line]
+    return printed.splitlines()
+
+
+def makefile_command(target, make_args):
+    """(python, arguments) of the bench command line `make TARGET` runs."""
+    printed = make_prints(target, make_args)
+    lines = [line for line in printed if " -m microgpt bench " in line]
     assert len(lines) == 1, printed
     argv = shlex.split(lines[0])
     assert argv[1:4] == ["-m", "microgpt", "bench"], argv

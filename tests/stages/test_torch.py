@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the torch stage needs PyTorch")
 
-from helpers import CFG, assert_close, baseline_grads, flat_list, setup  # noqa: E402
+from helpers import CFG, assert_close, baseline_grads, flat_list, make_prints, setup  # noqa: E402
 
 from microgpt import stages  # noqa: E402
 from microgpt.config import GPTConfig  # noqa: E402
@@ -397,16 +397,8 @@ def test_make_readme_torch_engines_runs_the_benchmark_into_the_record_and_readme
     record and README."""
     if shutil.which("make") is None:
         pytest.skip("no make here")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
-    printed = subprocess.run(
-        ["make", "-s", "-n", "readme-torch-engines"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (line,) = [line for line in printed.splitlines() if "benchmarks/torch_cpu.py" in line]
+    printed = make_prints("readme-torch-engines")
+    (line,) = [line for line in printed if "benchmarks/torch_cpu.py" in line]
     assert line.split()[1:] == [
         "benchmarks/torch_cpu.py",
         "--rounds",
