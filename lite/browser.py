@@ -182,12 +182,24 @@ class Requests:
         return [(url, phase) for url, phase in self.seen if not is_loopback(url)]
 
 
+#: a phone's screen for Playwright's contexts (CSS pixels of an iPhone 14-class phone)
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
 @contextmanager
-def browser_context(playwright):
-    """A fresh Chromium profile with only loopback resolvable; yields (context, Requests)."""
+def browser_context(playwright, **options):
+    """A fresh Chromium profile with only loopback resolvable; yields (context, Requests).
+
+    options: more of Playwright's context options (PHONE: a phone's screen).
+    """
     with tempfile.TemporaryDirectory(prefix="microgpt-chromium-") as profile:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, **options
         )
         requests = Requests()
         context.on("request", requests.record)
@@ -203,10 +215,13 @@ JS_OPEN = """async (path) => {
   // The page opened the notebook from its ?path=; wait for that widget.
   const app = window.jupyterapp;
   await app.restored;
-  let widget = null;
-  while (!(widget && widget.sessionContext && widget.context && widget.context.path === path)) {
+  // among the main area's panels (a page without focus has no currentWidget)
+  const find = () => [...app.shell.widgets('main')].find(
+    (w) => w.sessionContext && w.context && w.context.path === path);
+  let widget = find();
+  while (!widget) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    widget = app.shell.currentWidget;
+    widget = find();
   }
   await widget.context.ready;
   await widget.sessionContext.ready;

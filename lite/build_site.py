@@ -54,8 +54,11 @@ APPS = ["lab", "notebooks", "tree", "edit", "repl"]
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 #: site-relative link to train in the browser (the REPL app with prefilled code)
 REPL_PAGE = "repl/index.html"
-#: the landing page's trainer and icon, copied from lite/ to the site's root as they are
-TRAINER_FILES = ["train.js", "train-worker.mjs", "favicon.svg"]
+#: the landing page's trainer, the icon and the apps' narrow-screen styles, copied from
+#: lite/ to the site's root as they are
+SITE_FILES = ["train.js", "train-worker.mjs", "favicon.svg", "apps.css"]
+#: settings of every JupyterLite app (long code lines wrap: phones), from lite/
+SETTINGS = "overrides.json"
 #: the package as the trainer's worker unpacks it (its own files, no notebooks' helpers)
 PACKAGE_ZIP = "microgpt.zip"
 #: stages the landing page offers beyond the pure-Python ones (they load numpy online)
@@ -175,7 +178,7 @@ def missing_files(site, contents=()):
     the local Pyodide, and the contents (site-relative, as in contents_files)."""
     need = [f"{app}/index.html" for app in APPS]
     need += [f"static/pyodide/{name}" for name in PYODIDE_CORE + ["pyodide-lock.json"]]
-    need += ["jupyter-lite.json", "index.html", PACKAGE_ZIP, *TRAINER_FILES]
+    need += ["jupyter-lite.json", "index.html", PACKAGE_ZIP, *SITE_FILES]
     need += [f"files/{rel}" for rel in contents]
     return [rel for rel in need if not (site / rel).is_file()]
 
@@ -343,7 +346,7 @@ def stage_options(default):
     names += [(name, note) for name, note in ONLINE_STAGES.items() if name in stages.BY_NAME]
     return "\n".join(
         f'        <option value="{name}"{" selected" if name == default else ""}>'
-        f"{name}{f' ({html.escape(note)})' if note else ''}</option>"
+        f"{name}{f' ({html.escape(note, quote=False)})' if note else ''}</option>"
         for name, note in names
     )
 
@@ -458,18 +461,21 @@ def _build(work, data, data_note, version, output, started):
     config = json.loads((LITE / "jupyter-lite.json").read_text())
     config["jupyter-config-data"]["contentsStorageName"] = storage_name(cversion)
     (stage_dir / "jupyter-lite.json").write_text(json.dumps(config, indent=2))
+    shutil.copy2(LITE / SETTINGS, stage_dir / SETTINGS)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
     try:
         _lite_build(stage_dir, contents_dir, tmp_out)
         set_kernel_settings(tmp_out / "jupyter-lite.json")
+        set_app_settings(tmp_out)
+        link_app_styles(tmp_out)
         stage = (pure_python_stages() or [None])[-1]
         titles = [(p.name, notebook_title(p)) for p in chapters(BOOK)]
         described = data_description(data)
         page = landing_page(titles, cversion, stage, described)
         write_atomic(tmp_out / "index.html", page.encode())
-        for name in TRAINER_FILES:
+        for name in SITE_FILES:
             shutil.copy2(LITE / name, tmp_out / name)
         write_atomic(tmp_out / PACKAGE_ZIP, package_zip())
         write_atomic(tmp_out / OFFLINE_OUTPUTS, json.dumps(offline).encode())
@@ -516,6 +522,31 @@ def set_kernel_settings(path):
     plugins = config["jupyter-config-data"].setdefault("litePluginSettings", {})
     plugins.setdefault(KERNEL_PLUGIN, {}).update(KERNEL_SETTINGS)
     write_atomic(path, json.dumps(config, indent=2).encode())
+
+
+#: per-app configuration added after the build: the REPL app (the landing page's console
+#: link) has no notebooks, and this plugin, which wants their tracker, fails on every load
+APP_CONFIG = {"repl": {"disabledExtensions": ["@jupyterlab/codemirror-extension:commands"]}}
+
+
+def set_app_settings(site):
+    for app, settings in APP_CONFIG.items():
+        path = site / app / "jupyter-lite.json"
+        if path.is_file():
+            config = json.loads(path.read_text())
+            config.setdefault("jupyter-config-data", {}).update(settings)
+            write_atomic(path, json.dumps(config, indent=2).encode())
+
+
+def link_app_styles(site):
+    """Every app page links apps.css (the chapters on a phone), after JupyterLab's styles."""
+    for app in APPS:
+        page = site / app / "index.html"
+        if page.is_file():
+            text = page.read_text(encoding="utf-8")
+            link = '<link rel="stylesheet" href="../apps.css">'
+            if link not in text:
+                write_atomic(page, text.replace("</head>", f"  {link}\n</head>", 1).encode())
 
 
 def _lite_build(stage_dir, contents_dir, site):

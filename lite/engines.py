@@ -13,6 +13,7 @@ awaited in the page, its result returned as JSON), `screenshot(path)`, `console(
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import threading
@@ -179,13 +180,19 @@ class FirefoxSession(Session):
         )  # fmt: skip
         self._id = 0
         self._stderr = []
+        self._answers = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
+        threading.Thread(target=self._read, daemon=True).start()
         self.version = self._send("launch", executable=FIREFOX, proxy=proxy, width=width,
                                   height=height, timeout_s=120)  # fmt: skip
 
     def _drain(self):
         for line in self.proc.stderr:
             self._stderr.append(line.rstrip())
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._answers.put(json.loads(line))
 
     def _send(self, cmd, timeout_s=300, **args):
         self._id += 1
@@ -194,10 +201,15 @@ class FirefoxSession(Session):
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise EngineError(f"firefox driver exited: {' | '.join(self._stderr[-5:])}") from None
-        answer = _read_line(self.proc.stdout, timeout_s)
-        if answer is None:
-            raise EngineError(f"firefox: no answer to {cmd} ({' | '.join(self._stderr[-5:])})")
-        reply = json.loads(answer)
+        deadline = time.monotonic() + timeout_s
+        while True:  # skip the late answers of commands that timed out
+            try:
+                reply = self._answers.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise EngineError(f"firefox: no answer to {cmd} in {timeout_s:.0f} s "
+                                  f"({' | '.join(self._stderr[-5:])})") from None  # fmt: skip
+            if reply["id"] == self._id:
+                break
         if not reply["ok"]:
             raise EngineError(f"firefox {cmd}: {reply['error']}")
         return reply["result"]
@@ -236,15 +248,6 @@ def _host(request_line):
     """The host a proxy request line names ("CONNECT h:443 HTTP/1.1", "GET http://h/ ...")."""
     target = (request_line.split() + ["", ""])[1]
     return urllib.parse.urlsplit(target if "://" in target else f"//{target}").hostname or ""
-
-
-def _read_line(stream, timeout_s):
-    """One line from a pipe, or None after timeout_s."""
-    box = []
-    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    return box[0] if box and box[0] else None
 
 
 # --- WebKitGTK (selenium + WebKitWebDriver, MiniBrowser on Xvfb) -----------------
@@ -328,18 +331,24 @@ def xvfb():
 
 
 @contextmanager
-def open_session(engine, playwright=None, width=1280, height=900):
+def open_session(engine, playwright=None, width=1280, height=900, phone=False):
     """A fresh profile of `engine` with only loopback reachable; yields a Session.
 
-    playwright: a running sync Playwright, for Chromium (one per thread).
+    playwright: a running sync Playwright, for Chromium (one per thread); phone: Chromium
+    as a phone (browser.PHONE: 390 x 844 CSS pixels, touch) instead of width x height.
     """
     reason = missing(engine)
     if reason:
         raise EngineError(reason)
+    if phone and engine != "chromium":
+        raise EngineError(f"{engine}: phone screens are emulated in Chromium only")
     if engine == "chromium":
-        with _playwright(playwright) as pw, browser.browser_context(pw) as (context, requests):
+        options = browser.PHONE if phone else {"viewport": {"width": width, "height": height}}
+        with (
+            _playwright(playwright) as pw,
+            browser.browser_context(pw, **options) as (context, requests),
+        ):
             session = ChromiumSession(context, requests)
-            session.set_viewport(width, height)
             session.version = context.browser.version if context.browser else ""
             yield session
         return

@@ -1,28 +1,43 @@
 // Start Pyodide from a memory snapshot made at build time (lite/pyodide_dist.py): about a
 // second, where initializing Python takes 7-25 s on the project's test machine. Served as
-// static/pyodide/boot.mjs; JupyterLite's kernel imports it as its `pyodideUrl` and calls
-// loadPyodide(options) (the kernel's snapshot); the landing page's trainer calls
-// startPython("python-snapshot.bin.gz", options). Where a snapshot cannot be had or used,
-// Python starts the usual way.
+// static/pyodide/boot.mjs. JupyterLite's kernel imports it as its `pyodideUrl` and calls
+// loadPyodide(options): the kernel's snapshot (IPython imported) and its packages' files
+// from one archive. The landing page's trainer calls startPython("python-snapshot.bin.gz",
+// options). Where a snapshot or the archive cannot be had or used, Python starts the usual
+// way and loads the packages itself.
 import { loadPyodide as loadFresh, version } from "./pyodide.mjs";
+import { untar } from "./untar.mjs";
 
 export { version };
+
+const here = (name) => new URL(name, import.meta.url);
+const quiet = { messageCallback: () => {} };
 
 async function gunzip(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-async function fetchSnapshot(name) {
+// The bytes of a site file, gunzipped when gzip-compressed (a host may already have undone
+// the compression: Content-Encoding), or null.
+async function fetchData(name) {
   if (typeof DecompressionStream === "undefined") return null;
   try {
-    const response = await fetch(new URL(name, import.meta.url));
+    const response = await fetch(here(name));
     if (!response.ok) return null;
     const bytes = new Uint8Array(await response.arrayBuffer());
-    // a host may already have undone the gzip (Content-Encoding): then it is the memory itself
     return bytes[0] === 0x1f && bytes[1] === 0x8b ? await gunzip(bytes) : bytes;
   } catch (err) {
-    console.warn(`Python snapshot ${name} not loaded (${err}); starting Python without it`);
+    console.warn(`${name} not loaded (${err}); starting Python without it`);
+    return null;
+  }
+}
+
+async function fetchJson(name) {
+  try {
+    const response = await fetch(here(name));
+    return response.ok ? await response.json() : null;
+  } catch {
     return null;
   }
 }
@@ -66,22 +81,39 @@ function memoryPages(snapshot) {
   return Math.ceil((snapshot.length - offset) / 65536);
 }
 
-// startPython(snapshot, options, later): `later` are packages loaded after Python is returned,
-// in the background (jedi: only completions need it, and its 2,000 files take a second).
-export async function startPython(snapshot, options = {}, later = []) {
-  const memory = snapshot ? await fetchSnapshot(snapshot) : null;
+// Installed packages' files, as Pyodide's loader wrote them at build time, and their names
+// (marked loaded, so that nothing installs them again)
+function writeFiles(pyodide, files, listing) {
+  const root = pyodide.runPython("import site; site.getsitepackages()[0]");
+  untar(files, pyodide.FS, root);
+  pyodide.runPython("import importlib; importlib.invalidate_caches()");
+  for (const name of listing.packages) pyodide.loadedPackages[name] = "default channel";
+}
+
+// startPython(snapshot, options, files): Pyodide from `snapshot` (or started the usual way),
+// with options.packages loaded. files: {archive, listing} (the names of a site-packages
+// archive and of its listing), whose packages are written at once and whose listing's
+// `later` ones are loaded in the background once Python is returned.
+export async function startPython(snapshot, options = {}, files = null) {
+  const [memory, archive, listing] = await Promise.all([
+    snapshot ? fetchData(snapshot) : null,
+    files ? fetchData(files.archive) : null,
+    files ? fetchJson(files.listing) : null,
+  ]);
   if (memory) {
     try {
-      // `packages` with a snapshot never finishes loading in this Pyodide: load them after
+      // `packages` with a snapshot never finishes loading in this Pyodide: loaded after
       const { packages = [], ...rest } = options;
       const pyodide = await withPages(memoryPages(memory), () =>
         loadFresh({ ...rest, _loadSnapshot: memory }),
       );
-      const now = packages.filter((name) => !later.includes(name));
-      if (now.length) await pyodide.loadPackage(now, { messageCallback: () => {} });
-      const deferred = packages.filter((name) => later.includes(name));
+      const later = listing ? listing.later : [];
+      if (archive && listing) writeFiles(pyodide, archive, listing);
+      const now = packages.filter((n) => !later.includes(n) && !pyodide.loadedPackages[n]);
+      if (now.length) await pyodide.loadPackage(now, quiet);
+      const deferred = packages.filter((n) => later.includes(n));
       if (deferred.length) {
-        pyodide.loadPackage(deferred, { messageCallback: () => {} }).catch((err) => {
+        pyodide.loadPackage(deferred, quiet).catch((err) => {
           console.warn(`could not load ${deferred.join(", ")}: ${err}`);
         });
       }
@@ -96,7 +128,7 @@ export async function startPython(snapshot, options = {}, later = []) {
 // The kernel's offline notes (kernel_offline.py): a module in site-packages and the IPython
 // startup file that installs it when the kernel's shell starts.
 async function addOfflineNotes(pyodide) {
-  const response = await fetch(new URL("kernel_offline.py", import.meta.url));
+  const response = await fetch(here("kernel_offline.py"));
   if (!response.ok) return;
   const site = new URL("../../", import.meta.url).href;
   const { FS } = pyodide;
@@ -104,11 +136,16 @@ async function addOfflineNotes(pyodide) {
   const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
   FS.writeFile(`${sitePackages}/kernel_offline.py`, await response.text());
   FS.mkdirTree(startup);
-  FS.writeFile(`${startup}/00-offline.py`, `__import__("kernel_offline").install(${JSON.stringify(site)})\n`);
+  const install = `__import__("kernel_offline").install(${JSON.stringify(site)})\n`;
+  FS.writeFile(`${startup}/00-offline.py`, install);
 }
 
 export async function loadPyodide(options = {}) {
-  const pyodide = await startPython("kernel-snapshot.bin.gz", options, ["jedi", "parso"]);
+  const files = {
+    archive: "kernel-site-packages.tar.gz",
+    listing: "kernel-site-packages.tar.gz.json",
+  };
+  const pyodide = await startPython("kernel-snapshot.bin.gz", options, files);
   await addOfflineNotes(pyodide);
   return pyodide;
 }

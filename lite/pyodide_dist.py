@@ -27,8 +27,12 @@ from pathlib import Path
 
 LITE = Path(__file__).resolve().parent
 TOOLS = LITE / "pyodide_tools.mjs"
-BOOT = LITE / "pyodide-boot.mjs"
-OFFLINE = LITE / "kernel_offline.py"  # boot.mjs installs it in the kernel
+#: served in static/pyodide/ (site name: lite/ source), for the kernel and the trainer
+SERVED = {
+    "boot.mjs": LITE / "pyodide-boot.mjs",
+    "untar.mjs": LITE / "pyodide-untar.mjs",
+    "kernel_offline.py": LITE / "kernel_offline.py",  # boot.mjs installs it in the kernel
+}
 
 #: packages the kernel loads from the Pyodide lock at boot (plus their deps)
 BOOT_PACKAGES = ["micropip", "ipython", "jedi"]
@@ -57,16 +61,21 @@ PYPI_ADDED = ["comm==0.2.3", "ipywidgets"]
 #: so it installs nothing one by one (it skips its piplite installs for these)
 KERNEL_PACKAGES = ["micropip", "piplite", "pyodide-kernel", "ipykernel", "comm", "ipython", "jedi",
                    "ipywidgets"]  # fmt: skip
+#: loaded in the background once the kernel runs (only completions need them): the rest
+#: of KERNEL_PACKAGES arrive as one archive of installed files, KERNEL_FILES
+KERNEL_LATER = ["jedi", "parso"]
+KERNEL_FILES = "kernel-site-packages.tar.gz"
 #: imported before the kernel's snapshot is taken: what `import pyodide_kernel` imports,
 #: but not pyodide_kernel itself (it holds references to the page's JavaScript objects)
 KERNEL_IMPORTS = (
-    "import comm, jedi, IPython, IPython.core.completer, IPython.core.interactiveshell, "
+    "import comm, IPython, IPython.core.completer, IPython.core.interactiveshell, "
     "IPython.core.shellapp, IPython.core.application, IPython.core.history, "
     "IPython.core.inputtransformer2, IPython.display, traitlets.config"
 )
+#: name: (archive of files written first, code run before the memory is taken)
 SNAPSHOTS = {
-    "python-snapshot.bin.gz": ([], ""),
-    "kernel-snapshot.bin.gz": (KERNEL_PACKAGES, KERNEL_IMPORTS),
+    "python-snapshot.bin.gz": ("", ""),
+    "kernel-snapshot.bin.gz": (KERNEL_FILES, KERNEL_IMPORTS),
 }
 
 
@@ -194,22 +203,54 @@ def closure(packages, names):
     return sorted(seen)
 
 
-def make_snapshots(dest, cache):
-    """The snapshots of SNAPSHOTS in dest (cached by Pyodide, lock, wheels and code)."""
-    made = {}
+def cached_run(cache, kind, name, inputs, make):
+    """cache/kind/<hash of inputs>-name, made by make(path) when missing; its path."""
+    key = hashlib.sha256(TOOLS.read_bytes())
+    for item in inputs:
+        key.update(item if isinstance(item, bytes) else json.dumps(item).encode())
+    path = cache / kind / f"{key.hexdigest()[:16]}-{name}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make(path)
+    return path
+
+
+def make_kernel_files(dest, cache):
+    """KERNEL_FILES in dest: the kernel's packages but KERNEL_LATER, installed by Pyodide
+    (cached by Pyodide, lock and the list); the archive's packages in KERNEL_FILES.json."""
     lock = json.loads((dest / "pyodide-lock.json").read_text())["packages"]
-    for name, (packages, code) in SNAPSHOTS.items():
-        wheels = [lock[p]["file_name"] for p in closure(lock, packages)]
-        key = hashlib.sha256(TOOLS.read_bytes() + (dest / "pyodide-lock.json").read_bytes())
-        key.update((dest / "pyodide.asm.wasm").read_bytes()[:4096])
-        key.update(json.dumps([packages, code]).encode())
-        cached = cache / "snapshots" / f"{key.hexdigest()[:16]}-{name}"
-        if not cached.is_file():
+    names = [n for n in KERNEL_PACKAGES if n not in KERNEL_LATER]
+    wheels = sorted(lock[n]["file_name"] for n in closure(lock, names))
+    inputs = [(dest / "pyodide.asm.wasm").read_bytes()[:4096], names]
+    inputs += [(dest / w).read_bytes() for w in wheels]
+
+    def make(path):
+        log(f"installing the kernel's {len(wheels)} packages into one archive (Pyodide in node)")
+        run([node(), str(TOOLS), "sitepackages", f"{dest}/", str(path), ",".join(names)])
+
+    archive = cached_run(cache, "kernel-files", KERNEL_FILES, inputs, make)
+    shutil.copy2(archive, dest / KERNEL_FILES)
+    listing = json.loads(Path(f"{archive}.json").read_text())
+    listing["later"] = KERNEL_LATER
+    (dest / f"{KERNEL_FILES}.json").write_text(json.dumps(listing))
+    return archive.stat().st_size
+
+
+def make_snapshots(dest, cache):
+    """The snapshots of SNAPSHOTS in dest (cached by Pyodide, their files and code)."""
+    made = {}
+    for name, (archive, code) in SNAPSHOTS.items():
+        files = dest / archive if archive else None
+        inputs = [(dest / "pyodide.asm.wasm").read_bytes()[:4096], code]
+        inputs += [files.read_bytes()] if files else []
+
+        def make(path, files=files, code=code, name=name):
             log(f"making {name} (Pyodide in node)")
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            run([node(), str(TOOLS), "snapshot", f"{dest}/", str(cached), ",".join(wheels), code])
-        shutil.copy2(cached, dest / name)
-        made[name] = cached.stat().st_size
+            run([node(), str(TOOLS), "snapshot", f"{dest}/", str(path), str(files or ""), code])
+
+        snapshot = cached_run(cache, "snapshots", name, inputs, make)
+        shutil.copy2(snapshot, dest / name)
+        made[name] = snapshot.stat().st_size
     return made
 
 
@@ -243,12 +284,14 @@ def stage(version, dest, cache, cdn_base):
         if name not in wheels:
             entry["file_name"] = cdn_base + entry["file_name"]
     (dest / "pyodide-lock.json").write_text(json.dumps(lock, indent=1))
-    shutil.copy2(BOOT, dest / "boot.mjs")
-    shutil.copy2(OFFLINE, dest / OFFLINE.name)
+    for name, source in SERVED.items():
+        shutil.copy2(source, dest / name)
+    files = make_kernel_files(dest, cache)
     snapshots = make_snapshots(dest, cache)
     return {
         "version": version,
         "local": sorted(wheels),
         "cdn": len(packages) - len(wheels),
+        "kernel_files": files,
         "snapshots": snapshots,
     }

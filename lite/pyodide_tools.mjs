@@ -4,14 +4,18 @@
 //     Every wheel of IN_DIR again in OUT_DIR with its modules compiled to bytecode (.pyc in
 //     place of .py, as Pyodide's own CDN ships its pure-Python packages): in the browser,
 //     importing IPython from source costs seconds of compiling on every start.
-//   node pyodide_tools.mjs snapshot PYODIDE_DIR OUT_FILE WHEELS CODE
-//     Start Pyodide from PYODIDE_DIR, unpack the WHEELS (comma-separated file names in
-//     PYODIDE_DIR) into site-packages, run CODE, and write the interpreter's memory,
-//     gzip-compressed, to OUT_FILE. The browser then starts Python from that memory
+//   node pyodide_tools.mjs sitepackages PYODIDE_DIR OUT_FILE PACKAGES
+//     Install the lock's PACKAGES (comma-separated) with Pyodide's own loader and write its
+//     site-packages, as a gzip-compressed ustar archive, to OUT_FILE, and the names of the
+//     packages it holds to OUT_FILE.json. The browser writes those files in one go
+//     (pyodide-untar.mjs) instead of unpacking each wheel.
+//   node pyodide_tools.mjs snapshot PYODIDE_DIR OUT_FILE ARCHIVE CODE
+//     Start Pyodide from PYODIDE_DIR, write the files of ARCHIVE (a sitepackages archive, or
+//     "") into site-packages as the browser will, run CODE, and write the interpreter's
+//     memory, gzip-compressed, to OUT_FILE. The browser then starts Python from that memory
 //     (`loadPyodide({_loadSnapshot})`) in about a second instead of initializing it (7-25 s on
-//     this project's test machine, most of it in WebKit). The wheels are unpacked by Python,
-//     not by loadPackage, which leaves JavaScript objects behind that a snapshot cannot hold;
-//     in the browser, loadPyodide's `packages` puts the same files back.
+//     this project's test machine, most of it in WebKit). (loadPackage would leave JavaScript
+//     objects behind that a snapshot cannot hold: the archive is written by untar.)
 //
 // Bytecode and memory are those of the exact Pyodide build the site serves (the snapshot
 // records its build id, and Pyodide refuses a snapshot of another build).
@@ -19,6 +23,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { pathToFileURL } from "node:url";
+import { untar } from "./pyodide-untar.mjs";
 
 const [command, pyodideDir, ...rest] = process.argv.slice(2);
 const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodide.mjs")).href);
@@ -75,34 +80,48 @@ async function compileWheels(inDir, outDir) {
   }
 }
 
-const UNPACK = `
-import importlib, os, site, zipfile
-target = site.getsitepackages()[0]
-for name in sorted(os.listdir("/wheels")):
-    with zipfile.ZipFile(f"/wheels/{name}") as wheel:
-        wheel.extractall(target)
-    os.remove(f"/wheels/{name}")
-importlib.invalidate_caches()
+const TAR = `
+import io, site, tarfile
+root = site.getsitepackages()[0]
+buffer = io.BytesIO()
+with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    tar.add(root, arcname="", recursive=True, filter=lambda info: None if "__pycache__" in info.name else info)
+buffer.getvalue()
 `;
 
-async function snapshot(outFile, wheels, code) {
+async function sitePackages(outFile, packages) {
+  const names = packages.split(",");
+  const py = await loadPyodide({ indexURL: pyodideDir, packages: names });
+  const proxy = py.runPython(TAR);
+  const tar = proxy.toJs();
+  proxy.destroy();
+  write(outFile, zlib.gzipSync(tar, { level: 9 }));
+  write(`${outFile}.json`, JSON.stringify({ packages: Object.keys(py.loadedPackages).sort() }));
+  console.log(`${path.basename(outFile)}: ${tar.length} bytes of files`);
+}
+
+async function snapshot(outFile, archive, code) {
   const py = await loadPyodide({ indexURL: pyodideDir, _makeSnapshot: true });
-  py.FS.mkdirTree("/wheels");
-  for (const name of wheels ? wheels.split(",") : []) {
-    py.FS.writeFile(`/wheels/${name}`, new Uint8Array(fs.readFileSync(path.join(pyodideDir, name))));
+  if (archive) {
+    const root = py.runPython("import site; site.getsitepackages()[0]");
+    untar(new Uint8Array(zlib.gunzipSync(fs.readFileSync(archive))), py.FS, root);
+    py.runPython("import importlib; importlib.invalidate_caches()");
   }
-  py.runPython(UNPACK);
   if (code) py.runPython(code);
   const memory = py.makeMemorySnapshot();
-  const tmp = `${outFile}.tmp`;
-  fs.writeFileSync(tmp, zlib.gzipSync(memory, { level: 9 }));
-  fs.renameSync(tmp, outFile);
+  write(outFile, zlib.gzipSync(memory, { level: 9 }));
   console.log(`${path.basename(outFile)}: ${memory.length} bytes of memory`);
 }
 
+function write(file, data) {
+  fs.writeFileSync(`${file}.tmp`, data);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
 if (command === "compile") await compileWheels(rest[0], rest[1]);
+else if (command === "sitepackages") await sitePackages(rest[0], rest[1]);
 else if (command === "snapshot") await snapshot(rest[0], rest[1], rest[2]);
 else {
-  console.error("usage: node pyodide_tools.mjs compile|snapshot PYODIDE_DIR ...");
+  console.error("usage: node pyodide_tools.mjs compile|sitepackages|snapshot PYODIDE_DIR ...");
   process.exit(2);
 }

@@ -156,9 +156,11 @@
     return { raw: raw, mean: mean, steps: steps };
   }
 
+  // the axes alone before the first run; then the run's curve (and the previous one's)
   function drawCurve() {
-    var svg = $("loss"), n = run.losses.length;
-    var mine = curves(run.losses, run.steps);
+    var current = run || { losses: [], steps: Number($("steps").value) || 1000 };
+    var svg = $("loss"), n = current.losses.length;
+    var mine = curves(current.losses, current.steps);
     var old = previous ? curves(previous.losses, previous.steps) : null;
     var lo = 3.3, hi = 3.3;
     [mine, old].forEach(function (c) {
@@ -167,7 +169,7 @@
     });
     lo = Math.floor(lo * 2) / 2; hi = Math.ceil(hi * 2) / 2;
     if (hi - lo < 1) lo = hi - 1;
-    var steps = Math.max(run.steps, old ? old.steps : 1);
+    var steps = Math.max(current.steps, old ? old.steps : 1);
     var x = function (step) { return LEFT + (step / steps) * (W - LEFT - RIGHT); };
     var y = function (loss) { return TOP + ((hi - loss) / (hi - lo)) * (H - TOP - BOTTOM); };
     var points = function (ps) {
@@ -190,4 +192,5 @@
 
   $("controls").addEventListener("submit", train);
   $("stop").addEventListener("click", stop);
+  drawCurve();
 })();
