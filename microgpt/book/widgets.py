@@ -23,8 +23,7 @@ def sample_at(run, temperature, count=8, seed=0):
 def names_html(names, temperature):
     items = "".join(f"<li><code>{html.escape(name) or '(empty)'}</code></li>" for name in names)
     return (
-        f"<p>temperature {temperature:.2f}:</p>"
-        f'<ol style="columns: 4 8em; margin: 0">{items}</ol>'
+        f'<p>temperature {temperature:.2f}:</p><ol style="columns: 4 8em; margin: 0">{items}</ol>'
     )
 
 
