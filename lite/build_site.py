@@ -287,6 +287,37 @@ KERNEL_METADATA = {
     },
 }
 OFFLINE_OUTPUTS = "offline-outputs.json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+STORED_WIDGET = "<p><em>(As stored with the book: run the cell to use it.)</em></p>"
+
+
+def widget_html(models, model_id):
+    """A stored widget as static HTML: its boxes' contents, HTML pieces and controls' values."""
+    state = models.get(model_id, {}).get("state", {})
+    if "children" in state:  # VBox, HBox
+        return "".join(widget_html(models, c.removeprefix("IPY_MODEL_")) for c in state["children"])
+    if state.get("_model_name") == "HTMLModel":
+        return state.get("value", "")
+    value = state.get("value")
+    if "_options_labels" in state and state.get("index") is not None:  # menus store an index
+        value = state["_options_labels"][state["index"]]
+    if state.get("description") and value not in (None, ""):
+        label, shown = html.escape(state["description"]), html.escape(str(value))
+        return f"<p>{label}: <code>{shown}</code></p>"
+    return ""
+
+
+def static_widgets(nb):
+    """Stored widget outputs as HTML, in place: JupyterLite never answers the widget
+    manager's comm_info_request, so a stored widget would say "Loading widget..." forever;
+    a widget made by running the cell works (ipywidgets is served by the site)."""
+    stored = nb["metadata"].pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).pop(WIDGET_VIEW, None)
+            if view is not None:
+                output["data"]["text/html"] = widget_html(stored, view["model_id"]) + STORED_WIDGET
 
 
 def source_key(source):
@@ -300,11 +331,12 @@ def present_chapter(nb):
 
     The cells and their outputs are the book's; what changes is how the browser shows
     them: the browser kernel's metadata (the chapter opens unmodified), trusted cells (their
-    stored outputs render) and no stored execution counts (a reader's runs count from 1,
-    not among the book's 17s and 30s).  The needs-cdn cells' outputs go to
-    offline-outputs.json, for lite/kernel_offline.py.
+    stored outputs render), no stored execution counts (a reader's runs count from 1,
+    not among the book's 17s and 30s) and stored widgets as HTML (see static_widgets).
+    The needs-cdn cells' outputs go to offline-outputs.json, for lite/kernel_offline.py.
     """
     nb["metadata"].update(json.loads(json.dumps(KERNEL_METADATA)))
+    static_widgets(nb)
     offline = {}
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":

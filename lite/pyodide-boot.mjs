@@ -125,19 +125,22 @@ export async function startPython(snapshot, options = {}, files = null) {
   return loadFresh(options);
 }
 
-// The kernel's offline notes (kernel_offline.py): a module in site-packages and the IPython
-// startup file that installs it when the kernel's shell starts.
-async function addOfflineNotes(pyodide) {
-  const response = await fetch(here("kernel_offline.py"));
-  if (!response.ok) return;
+// What the site adds to its kernel, as modules in site-packages that an IPython startup
+// file installs when the kernel's shell starts: kernel_offline.py (numpy cells offline).
+async function addKernelModules(pyodide) {
   const site = new URL("../../", import.meta.url).href;
-  const { FS } = pyodide;
-  const startup = "/home/pyodide/.ipython/profile_default/startup";
+  const modules = { kernel_offline: `install(${JSON.stringify(site)})` };
   const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
-  FS.writeFile(`${sitePackages}/kernel_offline.py`, await response.text());
-  FS.mkdirTree(startup);
-  const install = `__import__("kernel_offline").install(${JSON.stringify(site)})\n`;
-  FS.writeFile(`${startup}/00-offline.py`, install);
+  const startup = "/home/pyodide/.ipython/profile_default/startup";
+  const lines = [];
+  for (const [name, call] of Object.entries(modules)) {
+    const response = await fetch(here(`${name}.py`));
+    if (!response.ok) continue;
+    pyodide.FS.writeFile(`${sitePackages}/${name}.py`, await response.text());
+    lines.push(`__import__("${name}").${call}\n`);
+  }
+  pyodide.FS.mkdirTree(startup);
+  pyodide.FS.writeFile(`${startup}/00-site.py`, lines.join(""));
 }
 
 export async function loadPyodide(options = {}) {
@@ -146,6 +149,6 @@ export async function loadPyodide(options = {}) {
     listing: "kernel-site-packages.tar.gz.json",
   };
   const pyodide = await startPython("kernel-snapshot.bin.gz", options, files);
-  await addOfflineNotes(pyodide);
+  await addKernelModules(pyodide);
   return pyodide;
 }

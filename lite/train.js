@@ -40,7 +40,9 @@
     if (run && run.state === "running") return;
     var s = settings();
     if (typeof s === "string") { status(s, true); return; }
-    if (run && run.state === "done" && run.losses.length) previous = { losses: run.losses, steps: run.steps };
+    if (run && run.state !== "running" && run.losses.length) {
+      previous = { losses: run.losses, steps: run.steps }; // drawn dashed beside the new run
+    }
     run = {
       stage: s.stage, steps: s.steps, seed: s.seed, temperature: s.temperature, samples: s.samples,
       losses: [], names: [], timings: {}, state: "running", error: null, t0: performance.now(),
@@ -71,7 +73,13 @@
     else if (m.type === "name") run.names.push(m.name);
     else if (m.type === "done") { run.state = m.stopped ? "stopped" : "done"; run.ms = m.ms; }
     else if (m.type === "error") fail(m.message);
-    schedule();
+    if (m.type === "done" || m.type === "error") {
+      cancelAnimationFrame(frame); // the end is drawn at once: the page says what it holds
+      frame = 0;
+      draw();
+    } else {
+      schedule();
+    }
   }
 
   function fail(message) {

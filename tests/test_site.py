@@ -499,8 +499,8 @@ def test_landing_page_trains_like_cpython(engine, site, served, playwright_drive
 def test_landing_page_stops_trains_again_and_explains_offline_numpy(site, served,
                                                                   playwright_driver):  # fmt: skip
     """Stop ends a run early; a second run draws the first one's curve beside its own; the
-    tensor stage, offline, says in one line that it needs the network; bad settings say
-    what to type."""
+    tensor stage, offline, says in one line that it needs the network; 0 steps starts
+    nothing (the browser says what the field takes)."""
     url, _ = served
     with engine_session("chromium", playwright_driver) as session:
         session.goto(url)
@@ -527,9 +527,11 @@ def test_landing_page_stops_trains_again_and_explains_offline_numpy(site, served
 
         session.run("async () => { document.getElementById('steps').value = '0'; }")
         session.run("async () => { document.getElementById('controls').requestSubmit(); }")
-        assert session.run("async () => document.getElementById('status').textContent") == (
-            "Steps: a whole number from 1 to 100000."
+        refused = session.run(
+            "async () => [document.getElementById('steps').validationMessage,"
+            " window.microgptRun.state]"
         )
+        assert refused[0] and refused[1] == "error", "0 steps started a run"
         errors = [e for e in page_errors(session) if "net::ERR" not in e]  # the CDN, offline
     assert not errors, errors
 
@@ -831,30 +833,63 @@ def test_screenshots_script_writes_desktop_and_phone_pictures(site, tmp_path):
         assert (width, height) == ((1280, 900) if "desktop" in path.name else (1170, 2532))
 
 
-WIDGETS = """async () => {
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-  const shown = () => [...document.querySelectorAll('.jp-OutputArea-output')];
-  const slider = shown().find((o) => o.querySelector('.widget-slider'));
-  const explorer = shown().find((o) => o.querySelector('.widget-dropdown'));
-  await sleep(500);
-  return {slider: Boolean(slider), explorer: Boolean(explorer),
-          names: slider ? slider.querySelectorAll('li').length : 0,
-          tables: explorer ? explorer.querySelectorAll('table').length : 0,
-          broken: shown().filter((o) => o.textContent.includes('Error displaying widget')).length};
+STORED_WIDGETS = """async () => {
+  // each widget cell scrolled into view (the notebook renders the cells on screen only)
+  const nb = window.__nb.content;
+  const shown = async (text) => {
+    const index = nb.model.sharedModel.cells.findIndex((c) => c.getSource().includes(text));
+    await nb.scrollToItem(index, 'start');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return nb.widgets[index].node.querySelector('.jp-OutputArea-output');
+  };
+  const names = await shown('temperature_slider(run');
+  const tables = await shown('attention_explorer(run');
+  return {names: names ? names.querySelectorAll('li').length : 0,
+          tables: tables ? tables.querySelectorAll('table').length : 0,
+          loading: [names, tables].filter((o) => o && o.textContent.includes('Loading')).length};
+}"""
+LIVE_SLIDER = (
+    "from microgpt import Run, load_dataset, stages\n"
+    "from microgpt.book.widgets import temperature_slider\n"
+    "small = Run(load_dataset().docs[:100], stages.load('flat'), seed=42)\n"
+    "losses = [loss for _, loss in small.train(20)]\n"
+    "temperature_slider(small, count=4, seed=1)"
+)
+SHOWN_NAMES = """(index) => {
+  const out = window.__nb.content.widgets[index].node.querySelector('.jp-OutputArea-output');
+  return out ? [...out.querySelectorAll('li')].map((li) => li.textContent).join(',') : '';
 }"""
 
 
-def test_chapter_widgets_render_offline(site, served, chromium):
-    """Chapter 4's slider and attention explorer, served by the site: stored with the
-    chapter, they show at once (names, one table per head), before any cell runs."""
+def test_chapter_widgets_show_and_work_offline(site, served, chromium):
+    """Chapter 4's stored slider and attention explorer show at once as what they held (8
+    names, one table per head); a slider made by running a cell works offline: dragged with
+    the keyboard, it shows the names the kernel samples at the new temperature."""
     url, _ = served
     context, _ = chromium
     nb = browser.Notebook(context, url, "04_training.ipynb")
     try:
-        result = nb.page.evaluate(WIDGETS)
+        assert nb.page.evaluate(STORED_WIDGETS) == {"names": 8, "tables": 4, "loading": 0}
+        nb.page.evaluate(
+            "(code) => window.__nb.content.model.cells.get(1).sharedModel.setSource(code)",
+            LIVE_SLIDER,
+        )
+        run = nb.run_cell(1, timeout_s=300)
+        assert not browser.errors(run["cell"]["outputs"]), run["cell"]["outputs"]
+        nb.page.evaluate("() => window.__nb.content.scrollToItem(1, 'start')")
+        handle = nb.page.locator(".jp-Cell").nth(1).locator(".noUi-handle")
+        handle.wait_for(timeout=60_000)
+        nb.page.wait_for_function(f"() => ({SHOWN_NAMES})(1).split(',').length === 4")
+        before = nb.page.evaluate(SHOWN_NAMES, 1)
+        handle.focus()
+        for _ in range(10):  # 0.5 -> 1.5
+            nb.page.keyboard.press("ArrowRight")
+        output = nb.page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
+        output.get_by_text("temperature 1.50:").wait_for(timeout=120_000)  # the kernel's answer
+        after = nb.page.evaluate(SHOWN_NAMES, 1)
     finally:
         nb.close()
-    assert result == {"slider": True, "explorer": True, "names": 8, "tables": 4, "broken": 0}
+    assert len(after.split(",")) == 4 and after != before
 
 
 # --- the build's pieces, without a browser ----------------------------------------
