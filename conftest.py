@@ -4,9 +4,8 @@ Notebook kernels and subprocesses inherit MICROGPT_DATA, so no test ever downloa
 """
 
 import os
-from pathlib import Path
 
-SHARED_NAMES = Path(__file__).resolve().parent.parent / "shared" / "data" / "names.txt"
+from helpers import SHARED_NAMES  # tests/helpers.py: pytest puts tests/ on the path
 
 if SHARED_NAMES.is_file():
     os.environ.setdefault("MICROGPT_DATA", str(SHARED_NAMES))

@@ -1,7 +1,7 @@
 """Train every pure-Python stage in Pyodide (headless Chromium) and in CPython, same steps.
 
 Both sides run the same code on the same input.txt: the package's own timing
-(`microgpt.tools.bench.measure_round`, stages interleaved, median ms/step over rounds,
+(`microgpt.tools.timing.side_by_side`, stages interleaved, median ms/step over rounds,
 same documents), so the figures compare like for like.
 Writes lite/_bench/browser_bench.json (for the results chapter) and prints a table.
 
@@ -29,31 +29,27 @@ BROWSER_ONLY_SKIPS = {"threads"}  # Pyodide has no threads (and it is not in the
 
 
 BENCH_CODE = """
-import json, statistics
+import json
 from microgpt import stages
-from microgpt.tools import bench
 from microgpt.data import load_dataset
+from microgpt.tools import timing
 
-names, steps, repeat = NAMES, STEPS, REPEAT
+stage_names, steps, repeat = STAGE_NAMES, STEPS, REPEAT
 docs = load_dataset().docs  # input.txt beside the notebooks, as a reader gets it
-modules = {name: stages.load(name) for name in names}
-for name in names:  # warm-up: imports, first-call costs
-    bench.measure_round(modules[name], docs, 2, 0, budget=0)
-rounds = {name: [] for name in names}
-for _ in range(repeat):  # interleaved, so a slow minute hurts every stage alike
-    for name in names:
-        rounds[name].append(bench.measure_round(modules[name], docs, steps, 0)[0])
-print("@@JSON@@" + json.dumps({name: statistics.median(v) for name, v in rounds.items()}))
+modules = {name: stages.load(name) for name in stage_names}
+results = timing.side_by_side(modules, docs, steps, repeat)  # a warm-up, interleaved rounds
+print("@@JSON@@" + json.dumps({name: r.ms_per_step for name, r in results.items()}))
 """
 
 
-def bench_code(names, steps, repeat):
-    """The package's own timing (microgpt.tools.bench.measure_round), the same code on both sides.
+def bench_code(stage_names, steps, repeat):
+    """The package's own timing (`microgpt.tools.timing.side_by_side`, the loop of
+    `python -m microgpt bench`), the same code on both sides.
 
     Not `microgpt bench` itself: its peak-memory pass needs subprocesses.
     """
     return (
-        BENCH_CODE.replace("NAMES", repr(names))
+        BENCH_CODE.replace("STAGE_NAMES", repr(stage_names))
         .replace("STEPS", str(steps))
         .replace("REPEAT", str(repeat))
     )
@@ -101,7 +97,7 @@ def bench_names(only=None):
         return [n for n in build_site.pure_python_stages() if n not in BROWSER_ONLY_SKIPS]
     unknown = [n for n in only if n not in stages.BY_NAME]
     if unknown:
-        raise SystemExit(f"error: unknown stage {unknown[0]!r}; choose from {stages.names()}")
+        raise SystemExit(f"error: unknown stage {unknown[0]!r}; choose from {stages.stage_names()}")
     return list(only)
 
 

@@ -95,25 +95,26 @@ def run(cmd, **kw):
 
 
 def find_data(explicit):
-    """The names file to ship (absolute), and a line saying where it came from."""
-    if explicit:
-        path = Path(explicit).resolve()
-        if not path.is_file():
-            raise SystemExit(f"error: --data {explicit}: no such file; pass an existing names file")
-        return path, f"names from --data {path}"
-    env = os.environ.get("MICROGPT_DATA")
-    if env:
-        path = Path(env).resolve()
-        if not path.is_file():
-            raise SystemExit(f"error: MICROGPT_DATA={env}: no such file; fix or unset it")
-        return path, f"names from MICROGPT_DATA={env}"
-    cache = names_data.cache_path()
-    if cache.is_file():
+    """The names file to ship (absolute), and a line saying where it came from: the
+    package's order (`microgpt.data.data_source`: --data, MICROGPT_DATA, ./input.txt),
+    then the download cache, then the package's built-in fallback list."""
+    given = names_data.data_source(explicit)
+    if given:
+        path, given_by = given
+        where = {"--data": f"--data {path}", "MICROGPT_DATA": f"MICROGPT_DATA={path}"}
+        where = where.get(given_by, f"./{path}")
+        if not Path(path).is_file():
+            fix = "pass an existing names file" if given_by == "--data" else "fix or unset it"
+            raise SystemExit(f"error: {where}: no such file; {fix}")
+        return Path(path).resolve(), f"names from {where}"
+    cache = names_data.cache_path()  # None where there is no home folder
+    if cache is not None and cache.is_file():
         return cache.resolve(), f"names from the cache {cache}"
     fallback = names_data.FALLBACK_PATH
     if fallback.is_file():
+        looked = "--data, MICROGPT_DATA, ./input.txt" + (f" or {cache}" if cache else "")
         return fallback.resolve(), (
-            f"WARNING: no names file (--data, MICROGPT_DATA or {cache}); "
+            f"WARNING: no names file ({looked}); "
             f"the site ships the package's built-in fallback list {fallback.name}"
         )
     raise SystemExit(f"error: no names file and no {fallback}; pass --data PATH")

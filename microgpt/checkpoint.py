@@ -6,7 +6,6 @@ loading it can never run code.
 
 import json
 import math
-import os
 
 from . import files
 from .config import GPTConfig
@@ -22,12 +21,12 @@ class CheckpointError(MicrogptError):
     """A checkpoint that cannot be loaded; the message names the file and the problem."""
 
 
-def save(path, model, tokenizer, stage, steps):
+def save(path, model, tokenizer, stage_name, steps):
     """Write the model to `path` atomically."""
     doc = {
         "format": FORMAT,
         "version": VERSION,
-        "stage": stage,
+        "stage": stage_name,
         "steps": steps,
         "config": model.cfg.to_dict(),
         "chars": tokenizer.chars,
@@ -44,23 +43,20 @@ MAX_VOCAB = 65536
 MAX_PARAMS = 10_000_000
 
 
+def check_vocabulary(chars, path):
+    """A `CheckpointError` unless a checkpoint can hold a vocabulary of `chars`: called
+    before training, so that `--save PATH` does not fail after the run."""
+    if len(chars) >= MAX_VOCAB:
+        raise CheckpointError(
+            f"--save {path}: the names use {len(chars):,} distinct "
+            f"characters; a checkpoint holds fewer than {MAX_VOCAB:,}"
+        )
+
+
 def load(path):
     """(config, chars, weights) from a checkpoint file, checked for shape and type."""
-    try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_BYTES:  # refused unread
-                raise CheckpointError(
-                    f"{path}: larger than {MAX_BYTES >> 20} MiB, not a checkpoint"
-                )
-            raw = f.read(MAX_BYTES + 1)  # a pipe or a device has no size
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file; check the path given to --load") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory; give --load a checkpoint file") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    if len(raw) > MAX_BYTES:
-        raise CheckpointError(f"{path}: larger than {MAX_BYTES >> 20} MiB, not a checkpoint")
+    too_big = ", not a checkpoint"
+    raw = files.read_capped(path, MAX_BYTES, CheckpointError, "a checkpoint", "--load", too_big)
     encoding = wide_encoding(raw)
     if encoding:
         raise CheckpointError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MicrogptError
-from .files import sha256, write_atomic
+from .files import read_capped, sha256, write_atomic
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -122,34 +122,14 @@ def parse_names(raw, where, path=None):
 
 
 def read_names(path, given_by="--data"):
-    """Names from a file the user pointed at (through `given_by`), or a one-line `DataError`.
-
-    At most `MAX_DATA_BYTES` are read: a device or a pipe (/dev/zero) has no end.
-    """
+    """Names from a file the user pointed at (through `given_by`), or a one-line `DataError`."""
     path = Path(path)
     where = path if given_by in ("--data", str(path)) else f"{path} ({given_by})"
     too_big = (
-        f"{where}: larger than {MAX_DATA_BYTES >> 20} MiB; training reads one name per "
-        f"step, so give it a part (for example: head -n 100000 {path} > names-part.txt)"
+        "; training reads one name per step, so use a part of it "
+        f"(for example: head -n 100000 {path} > names-part.txt)"
     )
-    try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_DATA_BYTES:
-                raise DataError(too_big)
-            raw = f.read(MAX_DATA_BYTES + 1)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file; check the path given to {given_by}") from None
-    except IsADirectoryError:
-        raise DataError(
-            f"{path}: is a directory; give {given_by} the path of a names file"
-        ) from None
-    except OSError as e:
-        raise DataError(
-            f"{path}: cannot be read ({e.strerror or e}); check the path given to "
-            f"{given_by} and its permissions"
-        ) from None
-    if len(raw) > MAX_DATA_BYTES:
-        raise DataError(too_big)
+    raw = read_capped(path, MAX_DATA_BYTES, DataError, "a names file", given_by, too_big)
     return parse_names(raw, where, path)
 
 
@@ -216,7 +196,7 @@ def load_dataset(path=None, url=None, timeout=20.0, warn=None, deadline=60.0):
         "(pass --data PATH to use your own file)"
     )
     warn(f"downloading names.txt to {cached or 'memory (no home folder to cache it in)'} ...")
-    from . import download  # deferred: urllib costs a tenth of a run that needs no download
+    from . import download  # deferred: urllib is slow to import, and only a download needs it
 
     try:
         raw = download.download(url, NAMES_SIZE, timeout, deadline)

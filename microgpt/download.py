@@ -1,8 +1,8 @@
 """A download of a file of known size: size-capped and deadline-bound.
 
 Its own module, importing nothing of the package, because urllib (with http, email
-and ssl) costs a tenth of a whole default run to import; `microgpt.data` loads it
-only when it has no names file and must download one.
+and ssl) is slow to import; `microgpt.data` loads it only when it has no names file
+and must download one.
 """
 
 import threading

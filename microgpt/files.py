@@ -1,7 +1,8 @@
-"""Files the package writes and checks: atomic writes, sha256 digests, output paths.
+"""Files the package reads and writes: capped reads, atomic writes, sha256, output paths.
 
-Used by the dataset cache, checkpoints, profiles, the benchmark's reports and the
-site builder, so that every file a user is handed is either whole or untouched.
+Used by the dataset cache, checkpoints, profiles, the benchmark's record and reports,
+and the site builder, so that every file a user is handed is either whole or
+untouched, and every file a user names is read within a limit or refused in one line.
 """
 
 import hashlib
@@ -16,6 +17,32 @@ from .errors import MicrogptError
 def sha256(data):
     """Hex sha256 digest of `data` (bytes)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def read_capped(path, max_bytes, error, kind, given_by=None, too_big=""):
+    """The bytes of `path`, a file the user named, or `error` (a `MicrogptError` class)
+    with one line naming the file and the fix. At most `max_bytes` are read: a device
+    or a pipe (/dev/zero) has no size and no end. `kind` is what the file should be
+    ("a names file"); `given_by`, the flag or variable that named it, goes into the fix;
+    `too_big` is added to the message about a larger file (how to make it smaller)."""
+    check = f"; check the path given to {given_by}" if given_by else ""
+    give = f"give {given_by} " if given_by else "give "
+    larger = f"{path}: larger than {max_bytes >> 20} MiB{too_big}"
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > max_bytes:  # refused unread
+                raise error(larger)
+            raw = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file{check}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory; {give}the path of {kind}") from None
+    except OSError as e:
+        permissions = f"{check} and its permissions" if given_by else ""
+        raise error(f"{path}: cannot be read ({e.strerror or e}){permissions}") from None
+    if len(raw) > max_bytes:
+        raise error(larger)
+    return raw
 
 
 def current_umask():

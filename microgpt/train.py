@@ -14,9 +14,13 @@ class TrainingDiverged(MicrogptError):
     """The loss became NaN or infinite; the message says at which step."""
 
 
-def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig()):
-    """A fresh model of a stage, its weights drawn from `rng` in microgpt's order."""
-    return stage_module.Model(cfg, vocab_size, init_weights(cfg, vocab_size, rng), adam)
+def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig(), options=None):
+    """A fresh model of a stage, its weights drawn from `rng` in microgpt's order.
+
+    `options`: the keyword options the stage's Model takes (the registry's `options`).
+    """
+    weights = init_weights(cfg, vocab_size, rng)
+    return stage_module.Model(cfg, vocab_size, weights, adam, **(options or {}))
 
 
 def train(model, docs, tokenizer, num_steps, batch_size=None):
@@ -57,15 +61,39 @@ def format_sample(index, name):
 INFERENCE_HEADER = "--- inference (new, hallucinated names) ---"
 
 
+def shuffled(docs, seed):
+    """(the documents in microgpt's order, the generator that shuffled them): a run
+    draws its weights from that generator next."""
+    rng = random.Random(seed)
+    docs = list(docs)
+    rng.shuffle(docs)
+    return docs, rng
+
+
+def step_docs(docs, num_steps):
+    """The documents of steps 1 to `num_steps` as `train` reads them: cycled when fewer."""
+    return [docs[step % len(docs)] for step in range(num_steps)]
+
+
 class Run:
     """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original."""
 
-    def __init__(self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig()):
-        self.rng = random.Random(seed)
-        self.docs = list(docs)
-        self.rng.shuffle(self.docs)
+    def __init__(
+        self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig(), options=None
+    ):
+        self.docs, self.rng = shuffled(docs, seed)
         self.tokenizer = Tokenizer.from_docs(self.docs)
-        self.model = create_model(stage_module, self.tokenizer.vocab_size, self.rng, cfg, adam)
+        # what a twin of the model needs: the generator's state where the weights are drawn
+        self._recipe = (stage_module, cfg, adam, options, self.rng.getstate())
+        vocab_size = self.tokenizer.vocab_size
+        self.model = create_model(stage_module, vocab_size, self.rng, cfg, adam, options)
+
+    def fresh_model(self):
+        """A new model with the weights this run's model started from (its untrained twin)."""
+        stage_module, cfg, adam, options, state = self._recipe
+        rng = random.Random()
+        rng.setstate(state)
+        return create_model(stage_module, self.tokenizer.vocab_size, rng, cfg, adam, options)
 
     def train(self, num_steps, batch_size=None):
         return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)

@@ -1,15 +1,13 @@
 """Shared fixtures: the shared copy of makemore's names.txt, when it is beside the repo;
 a garbage collector that leaves the test process's own objects alone. The `heavy`
-tests run first, so that two workers finish together."""
+tests run first, so that two workers finish together. Plain helpers (no fixtures)
+are in `tests/helpers.py`."""
 
 import gc
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_NAMES = ROOT.parent / "shared" / "data" / "names.txt"  # the root conftest exports it
+from helpers import SHARED_NAMES
 
 
 def pytest_configure(config):

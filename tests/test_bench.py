@@ -13,43 +13,38 @@ import shutil
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, assert_one_line, run_cli
 
 from microgpt import stages
-from microgpt.tools import bench
-from microgpt.train import Run, create_model
+from microgpt.tools import bench, report, timing
+from microgpt.train import Run
 
-ROOT = Path(__file__).resolve().parent.parent
 TWO_STAGES = ["--stages", "flat,baseline", "--steps", "2", "--repeat", "2", "--samples", "2"]
 README_TEXT = (
     "# Title\n\nbefore, with `<!-- bench` in prose\n\n"
-    f"{bench.README_START}\nold table\n{bench.README_END}\n\nafter\n"
+    f"{report.README_START}\nold table\n{report.README_END}\n\nafter\n"
 )
 
 
-def bench_command(args, cwd, names_path, program=(sys.executable, "-m", "microgpt", "bench")):
+def bench_command(args, cwd, names_path, python=sys.executable):
     """Run a bench command line in `cwd`, as a user's shell would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     env["MICROGPT_DATA"] = str(names_path)
-    return subprocess.run(
-        [*program, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_cli(["bench", *args], cwd, env, timeout=300, python=python)
 
 
 def one_line_error(done, code, problem):
     """The command failed the documented way: exit `code`, one line naming `problem`."""
-    assert done.returncode == code, (done.returncode, done.stderr)
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "microgpt bench: error: " in done.stderr and problem in done.stderr, done.stderr
+    assert_one_line(done, code, "microgpt bench: error: ", problem)
     assert done.stdout == ""
 
 
 def outside_markers(text):
     """The text before the start marker and after the end marker."""
-    head, _, rest = text.partition(bench.README_START)
-    _, _, tail = rest.partition(bench.README_END)
+    head, _, rest = text.partition(report.README_START)
+    _, _, tail = rest.partition(report.README_END)
     return head, tail
 
 
@@ -79,7 +74,7 @@ def from_record(measured, names_path, tmp_path):
 
 def test_record_holds_every_stage_in_pass_order_with_its_noise(measured):
     record = json.loads((measured.tmp / "rec.json").read_text())
-    assert bench.read_record(measured.tmp / "rec.json") == record
+    assert report.read_record(measured.tmp / "rec.json") == record
     assert record["command"] == "python -m microgpt bench " + " ".join(measured.args)
     assert (record["steps"], record["repeat"], record["samples"]) == (2, 2, 2)
     assert record["left_out"] == [] and not record["fallback"]
@@ -103,10 +98,10 @@ def test_record_holds_every_stage_in_pass_order_with_its_noise(measured):
 
 def test_readme_section_is_the_record_s_table_and_nothing_else_changed(measured):
     readme = (measured.tmp / "README.md").read_text()
-    record = bench.read_record(measured.tmp / "rec.json")
+    record = report.read_record(measured.tmp / "rec.json")
     assert outside_markers(readme) == outside_markers(README_TEXT)
-    table = bench.table_in(readme, "README.md")
-    assert table == bench.render_markdown(record)
+    table = report.table_in(readme, "README.md")
+    assert table == report.render_markdown(record)
     lines = table.splitlines()
     assert lines[0].startswith("| stage | ms/step | CPU ms/step | spread |")
     assert [line.split("|")[1].strip() for line in lines[2:4]] == ["`baseline`", "`flat`"]
@@ -116,8 +111,8 @@ def test_readme_section_is_the_record_s_table_and_nothing_else_changed(measured)
 
 
 def test_printed_table_is_the_record_s(measured):
-    record = bench.read_record(measured.tmp / "rec.json")
-    assert measured.done.stdout == bench.render_text(record)
+    record = report.read_record(measured.tmp / "rec.json")
+    assert measured.done.stdout == report.render_text(record)
     assert measured.done.stdout.splitlines()[2].startswith("baseline ")
 
 
@@ -127,7 +122,7 @@ def test_from_record_renders_every_file_without_measuring(measured, from_record)
     assert done.returncode == 0 and done.stderr == "", done.stderr  # no rounds: no measuring
     assert done.stdout == measured.done.stdout
     assert (tmp / "README.md").read_text() == (measured.tmp / "README.md").read_text()
-    assert (tmp / "t.md").read_text() == bench.table_in((tmp / "README.md").read_text(), "")
+    assert (tmp / "t.md").read_text() == report.table_in((tmp / "README.md").read_text(), "")
     assert (tmp / "c.json").read_bytes() == (measured.tmp / "rec.json").read_bytes()
 
 
@@ -161,9 +156,12 @@ def broken_records(text):
 def test_a_missing_or_broken_record_is_one_line_and_writes_nothing(from_record):
     tmp = from_record.tmp
     cases = [("gone.json", None, "gone.json: no such file")]
+    cases += [("folder", "a folder", "folder: is a directory")]
     cases += broken_records((tmp / "rec.json").read_text())
     for name, data, problem in cases:
-        if data is not None:
+        if data == "a folder":
+            (tmp / name).mkdir()
+        elif data is not None:
             (tmp / name).write_bytes(data)
         args = ["--from-record", name, "--update-readme", "README.md", "--markdown", "t.md"]
         done = bench_command(args, tmp, "unused")
@@ -178,8 +176,8 @@ def test_a_missing_or_broken_record_is_one_line_and_writes_nothing(from_record):
     [
         (None, "README.md: no such file"),
         ("# no table here\n", "markers"),
-        (f"only the start\n{bench.README_START}\n", "markers"),
-        (f"{bench.README_END}\nreversed\n{bench.README_START}\n", "markers"),
+        (f"only the start\n{report.README_START}\n", "markers"),
+        (f"{report.README_END}\nreversed\n{report.README_START}\n", "markers"),
     ],
 )
 def test_a_readme_without_markers_is_one_line_and_left_as_it_was(from_record, readme, problem):
@@ -200,11 +198,12 @@ def test_from_record_refuses_flags_that_measure_and_its_own_path_as_output(from_
     one_line_error(from_record("--stages", "flat"), 2, "--stages does not go with it")
     done = from_record("--json", "rec.json")
     one_line_error(done, 2, "--json rec.json is the same file as --from-record")
-    assert bench.read_record(from_record.tmp / "rec.json")  # not overwritten
+    assert report.read_record(from_record.tmp / "rec.json")  # not overwritten
 
 
 def makefile_command(target, make_args):
-    """The bench command line `make TARGET` runs, as make prints it (`make -n`)."""
+    """(python, arguments) of the bench command line `make TARGET` runs, as make prints
+    it (`make -n`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     printed = subprocess.run(
         ["make", "-s", "-n", target, *make_args],
@@ -219,14 +218,14 @@ def makefile_command(target, make_args):
     argv = shlex.split(lines[0])
     assert argv[1:4] == ["-m", "microgpt", "bench"], argv
     python = ROOT / argv[0]  # the Makefile's $(PY), relative to the repository
-    return (str(python) if python.is_file() else sys.executable, *argv[1:4]), argv[4:]
+    return str(python) if python.is_file() else sys.executable, argv[4:]
 
 
 def test_make_readme_table_writes_the_record_and_the_readme_s_table_only(names_path, tmp_path):
     if shutil.which("make") is None:
         pytest.skip("no make here")
     narrower = "--stages flat,baseline --steps 1 --repeat 1 --samples 0".split()  # last wins
-    program, args = makefile_command("readme-table", ["ARGS=" + " ".join(narrower)])
+    python, args = makefile_command("readme-table", ["ARGS=" + " ".join(narrower)])
     assert args[-len(narrower) :] == narrower
     written = " ".join(args)
     assert (
@@ -237,16 +236,16 @@ def test_make_readme_table_writes_the_record_and_the_readme_s_table_only(names_p
     (tmp_path / "microgpt" / "tools").mkdir(
         parents=True
     )  # the repository's layout, a copy of its README
-    done = bench_command(args, tmp_path, names_path, program)
+    done = bench_command(args, tmp_path, names_path, python)
     assert done.returncode == 0, done.stderr
-    record = bench.read_record(tmp_path / "microgpt" / "tools" / "record.json")
+    record = report.read_record(tmp_path / "microgpt" / "tools" / "record.json")
     assert [row["name"] for row in record["stages"]] == ["baseline", "flat"]
     assert (record["steps"], record["repeat"], record["samples"]) == (1, 1, 0)
     assert all(row["sample_ms_per_name"] is None for row in record["stages"])
     updated = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert outside_markers(updated) == outside_markers(readme)
-    assert bench.table_in(updated, "README.md") == bench.render_markdown(record)
-    assert "| - |" in bench.render_markdown(record)  # no sampling: a dash, not a zero
+    assert report.table_in(updated, "README.md") == report.render_markdown(record)
+    assert "| - |" in report.render_markdown(record)  # no sampling: a dash, not a zero
 
 
 def test_readme_table_is_the_rendering_of_the_committed_record():
@@ -255,8 +254,8 @@ def test_readme_table_is_the_rendering_of_the_committed_record():
     if not record_path.is_file():
         pytest.skip("no microgpt/tools/record.json yet: make readme-table writes it")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = bench.table_in(readme, "README.md")
-    assert table == bench.render_markdown(bench.read_record(record_path))
+    table = report.table_in(readme, "README.md")
+    assert table == report.render_markdown(report.read_record(record_path))
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,7 +289,7 @@ def test_default_stages_that_cannot_run_are_left_out_with_why(
     argv = ["--steps", "1", "--repeat", "1", "--samples", "0", "--data", str(names_path)]
     argv += ["--record", str(tmp_path / "rec.json"), "--update-readme", str(tmp_path / "README.md")]
     assert bench.main(argv) == 0
-    record = bench.read_record(tmp_path / "rec.json")
+    record = report.read_record(tmp_path / "rec.json")
     assert [row["name"] for row in record["stages"]] == ["flat"]
     reasons = {item["name"]: item["reason"] for item in record["left_out"]}
     assert reasons["fused"] == "fails to import (SyntaxError: invalid syntax (fused.py, line 3))"
@@ -310,13 +309,13 @@ def test_rounds_alternate_and_a_stage_failing_in_a_round_is_left_out(monkeypatch
             timed.append(module)
         if budget and module == "gc" and timed.count("gc") == 2:
             raise RuntimeError("flaky")
-        return bench.RoundTiming([1.0], [1.0], None, 1)
+        return timing.RoundTiming([1.0], [1.0], None, 1)
 
-    monkeypatch.setattr(bench, "time_round", time_round)
-    monkeypatch.setattr(bench, "measure_peak_mib", lambda *args: 10.0)
-    names, left_out = ["fused", "gc", "flat"], []
-    modules = {name: name for name in names}
-    results = bench.run_bench(names, modules, [], 5, 3, 0, None, lambda line: None, left_out)
+    monkeypatch.setattr(timing, "time_round", time_round)
+    monkeypatch.setattr(timing, "measure_peak_mib", lambda *args: 10.0)
+    left_out = []
+    modules = {name: name for name in ["fused", "gc", "flat"]}
+    results = timing.run_bench(modules, [], 5, 3, 0, None, lambda line: None, left_out)
     assert timed == ["fused", "gc", "flat", "flat", "gc", "fused", "fused", "flat"]
     assert [r.name for r in results] == ["fused", "flat"]
     assert [len(r.cpu_ms_per_step_rounds) for r in results] == [3, 3]
@@ -349,11 +348,11 @@ def test_stage_without_its_package_is_one_line(capsys, monkeypatch):
 
 
 def test_speedups_noise_and_estimates_from_medians(names_docs):
-    slow = bench.StageResult("baseline", [100.0, 300.0, 200.0], [90.0, 250.0, 190.0])
+    slow = timing.StageResult("baseline", [100.0, 300.0, 200.0], [90.0, 250.0, 190.0])
     slow.sample_ms_rounds, slow.peak_mib = [10.0, 10.0, 10.0], 50.0
-    fast = bench.StageResult("flat", [2.0, 1.0, 9.0], [2.0, 1.0, 8.0], [1.0, 2.0, 3.0], 20.0)
-    same = bench.StageResult("tensor", [2.1, 1.1, 9.0], [2.1, 1.1, 8.0], [1.0, 1.0, 1.0], 30.0)
-    rows = bench.summarize([slow, fast, same], names_docs, 30)
+    fast = timing.StageResult("flat", [2.0, 1.0, 9.0], [2.0, 1.0, 8.0], [1.0, 2.0, 3.0], 20.0)
+    same = timing.StageResult("tensor", [2.1, 1.1, 9.0], [2.1, 1.1, 8.0], [1.0, 1.0, 1.0], 30.0)
+    rows = report.summarize([slow, fast, same], names_docs, 30)
     assert [r["ms_per_step"] for r in rows] == [200.0, 2.0, 2.1]
     assert [r["cpu_ms_per_step"] for r in rows] == [190.0, 2.0, 2.1]
     assert rows[1]["cpu_speedup_vs_baseline"] == rows[1]["cpu_speedup_vs_previous"] == 95.0
@@ -362,48 +361,47 @@ def test_speedups_noise_and_estimates_from_medians(names_docs):
     assert [r["noise_vs_previous"] for r in rows] == [None, False, True]
     assert rows[2]["previous"] == "flat"
     assert rows[1]["spread"] == pytest.approx((5.0 - 1.5) / 2.0)  # quartiles 1.5 and 5
-    assert bench.table_cells(rows[2])[4:6] == ("90.5x", "~1.0x")  # 190 / 2.1; within noise
-    scale = bench.full_run_scale(names_docs, 30)
+    assert report.table_cells(rows[2])[4:6] == ("90.5x", "~1.0x")  # 190 / 2.1; within noise
+    scale = timing.full_run_scale(names_docs, 30)
     assert 0.9 < scale < 1.1  # the first 30 shuffled names are about as long as the first 1000
     assert rows[1]["est_full_run_s"] == pytest.approx(2.0 * scale + 2.0 * 20 / 1000)
 
 
 def test_one_slow_chunk_of_one_round_does_not_move_the_median():
     rounds = [[10.0, 1.0], [1.0, 10.0], [1.0, 1.0]]  # a slow second in each of two rounds
-    result = bench.StageResult("flat")
+    result = timing.StageResult("flat")
     for chunks in rounds:
-        result.add(bench.RoundTiming(chunks, chunks, None, 1))
+        result.add(timing.RoundTiming(chunks, chunks, None, 1))
     assert result.ms_per_step_rounds == [11.0, 11.0, 2.0]
     assert result.cpu_ms_per_step == result.ms_per_step == 2.0  # the median of rounds: 11
 
 
 def test_one_round_has_no_spread_and_no_noise_mark():
-    assert bench.spread([5.0]) is None and bench.overlap([5.0], [5.0, 5.1]) is None
-    assert bench.fmt_speedup(2.0, None) == "2.0x" and bench.fmt_percent(None) == "-"
+    assert timing.spread([5.0]) is None and timing.overlap([5.0], [5.0, 5.1]) is None
+    assert report.fmt_speedup(2.0, None) == "2.0x" and report.fmt_percent(None) == "-"
 
 
 def test_a_repeat_trains_the_very_model_of_the_run(names_docs):
-    """`weights_rng` skips the shuffle of a new Run: the twin must be the same model."""
-    module = stages.load("flat")
-    run = Run(names_docs, module, seed=42)
-    twin = create_model(module, run.tokenizer.vocab_size, bench.weights_rng(names_docs))
+    """`Run.fresh_model` skips the shuffle of a new Run: the twin must be the same model."""
+    run = Run(names_docs, stages.load("flat"), seed=42)
+    twin = run.fresh_model()
     tokens = run.tokenizer.encode(run.docs[0])
     assert twin.train_step(tokens, 0, 1000) == run.model.train_step(tokens, 0, 1000)
 
 
 def test_readme_table_is_replaced_not_appended():
-    text = f"a\n{bench.README_END}\n{bench.README_START}\nx\n{bench.README_END}\nb\n"
-    once = bench.replace_between_markers(text, "| t |\n", "README.md")
-    assert once == f"a\n{bench.README_END}\n{bench.README_START}\n| t |\n{bench.README_END}\nb\n"
-    assert bench.replace_between_markers(once, "| t |\n", "README.md") == once
-    assert bench.table_in(once, "README.md") == "| t |\n"
-    with pytest.raises(bench.BenchError, match="README.md: no .* markers"):
-        bench.replace_between_markers("no markers\n", "| t |\n", "README.md")
+    text = f"a\n{report.README_END}\n{report.README_START}\nx\n{report.README_END}\nb\n"
+    once = report.replace_between_markers(text, "| t |\n", "README.md")
+    assert once == f"a\n{report.README_END}\n{report.README_START}\n| t |\n{report.README_END}\nb\n"
+    assert report.replace_between_markers(once, "| t |\n", "README.md") == once
+    assert report.table_in(once, "README.md") == "| t |\n"
+    with pytest.raises(timing.BenchError, match="README.md: no .* markers"):
+        report.replace_between_markers("no markers\n", "| t |\n", "README.md")
 
 
 def test_gc_tuning_of_one_stage_does_not_leak_into_the_next():
     before = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
-    with bench.isolated_gc():
+    with timing.isolated_gc():
         gc.freeze()
         gc.set_threshold(100_000, 50, 50)
         gc.disable()
@@ -422,7 +420,7 @@ def test_a_round_s_collector_walks_only_what_the_round_makes():
 
     gc.callbacks.append(count)
     try:
-        with bench.isolated_gc():
+        with timing.isolated_gc():
             gc.collect()
     finally:
         gc.callbacks.remove(count)
@@ -435,7 +433,7 @@ def test_peak_memory_is_the_child_s_own(names_path):
     """Linux's ru_maxrss survives exec: a child of a big parent must not inherit its size."""
     ballast = bytearray(300 * 2**20)
     ballast[:: 2**12] = b"\1" * len(ballast[:: 2**12])  # touch every page: it is resident
-    peak = bench.measure_peak_mib("baseline", names_path, 1, 1)
+    peak = timing.measure_peak_mib("baseline", names_path, 1, 1)
     del ballast
     assert 5 < peak < 200
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import MEASURED
 
 from microgpt.book import chapters, figures
 
@@ -13,10 +14,6 @@ BOOK = Path(__file__).resolve().parent.parent / "book"
 CHAPTERS = chapters(BOOK)
 # marks of a number that is not this book's measurement: from a linked source, or given
 EXEMPT = re.compile(r"\S+?<!--(?:cited|given)-->")
-# what reads as a measurement: a speed-up, a time, a share, a size
-MEASURED = re.compile(
-    r"(?<![\w.])\d(?:[\d,]*\d)?(?:\.\d+)?(?:x| ?(?:ms|µs|us|s|%|MiB|MB|KiB|KB|nodes))(?!\w)"
-)
 CODE = re.compile(r"`[^`]*`|\]\([^)]*\)|<[^>]*>")  # code spans, link targets, HTML tags
 
 

@@ -65,7 +65,7 @@ def test_the_stage_is_left_unchanged_and_the_pool_empty(gc_on):
     measure("graph", DOCS, steps=2, pooling=False)
     measure("graph", DOCS, steps=2)
     assert dict(vars(graph.Model)) == before
-    assert graph.free_nodes == []
+    assert graph.pool_size() == 0
     assert not [cb for cb in gc.callbacks if isinstance(getattr(cb, "__self__", None), PhaseClock)]
 
 

@@ -1,32 +1,15 @@
 """The command line: bad input gives one line and the right exit code; checkpoints round-trip."""
 
 import json
-import os
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from microgpt import checkpoint, stages
 from microgpt.data import Tokenizer
 from microgpt.tools.cli import main
 from microgpt.train import Run, sample_names
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args, cwd=None, env=None):
-    env = dict(os.environ if env is None else env, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "microgpt", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -79,13 +62,13 @@ def test_missing_data_file_is_a_runtime_error(tmp_path, capsys):
 
 def test_help_everywhere():
     for args in (["--help"], ["sample", "--help"], ["stages", "--help"], ["bench", "--help"]):
-        result = run_cli(*args)
+        result = run_cli(args)
         assert result.returncode == 0, (args, result.stderr)
         assert "usage:" in result.stdout
 
 
 def test_subprocess_error_has_no_traceback(tmp_path):
-    result = run_cli("--data", str(tmp_path / "missing.txt"), "--stage", "baseline")
+    result = run_cli(["--data", str(tmp_path / "missing.txt"), "--stage", "baseline"])
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
@@ -163,14 +146,6 @@ def test_diverging_loss_stops_with_a_message(monkeypatch, small_names, capsys):
     assert "loss is nan at step 1" in err
 
 
-def test_stages_lists_every_stage(capsys):
-    assert main(["stages"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == len(stages.STAGES)
-    for line, stage in zip(out, stages.STAGES):
-        assert stage.name in line
-
-
 def test_fallback_is_announced_when_offline(tmp_path):
     env = {
         "PATH": "/usr/bin:/bin",
@@ -178,7 +153,7 @@ def test_fallback_is_announced_when_offline(tmp_path):
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "MICROGPT_DATA_URL": "http://127.0.0.1:9/names.txt",  # nothing listens on port 9
     }
-    result = run_cli("--steps", "2", "--samples", "1", "--stage", "baseline", cwd=tmp_path, env=env)
+    result = run_cli(["--steps", "2", "--samples", "1", "--stage", "baseline"], tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert "warning: could not download names.txt" in result.stderr
     assert "built-in fallback list" in result.stderr

@@ -95,6 +95,36 @@ def test_lookup_order(isolated, monkeypatch, tmp_path):
     assert load_dataset().docs == ["cid"]
 
 
+def test_the_site_builder_ships_the_names_the_package_would_read(isolated, monkeypatch, tmp_path):
+    """`lite/build_site.find_data` follows the package's order (`data_source`), then the
+    cache, then the built-in list; with no home folder there is no cache, not a crash."""
+    import build_site  # lite/ is on pytest's pythonpath
+
+    explicit, from_env = tmp_path / "explicit.txt", tmp_path / "env.txt"
+    explicit.write_text("ann\n")
+    from_env.write_text("bob\n")
+    monkeypatch.setenv("MICROGPT_DATA", str(from_env))
+    assert build_site.find_data(str(explicit))[0] == explicit.resolve()
+    assert build_site.find_data(None)[0] == from_env.resolve()
+    monkeypatch.delenv("MICROGPT_DATA")
+    (tmp_path / "work" / "input.txt").write_text("cid\n")
+    path, note = build_site.find_data(None)
+    assert path == (tmp_path / "work" / "input.txt").resolve() and "./input.txt" in note
+    (tmp_path / "work" / "input.txt").unlink()
+    monkeypatch.delenv("XDG_CACHE_HOME")
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(data.Path, "home", no_home)  # HOME unset, the user not in passwd
+    assert data.cache_path() is None
+    path, note = build_site.find_data(None)
+    assert path == data.FALLBACK_PATH.resolve() and note.startswith("WARNING: no names file")
+    monkeypatch.setenv("MICROGPT_DATA", str(tmp_path / "gone.txt"))
+    with pytest.raises(SystemExit, match="MICROGPT_DATA=.*gone.txt: no such file; fix or unset it"):
+        build_site.find_data(None)
+
+
 def test_fallback_list_is_a_few_hundred_distinct_names():
     names = data.fallback_docs()
     assert 200 <= len(names) <= 1000

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from helpers import central_difference
 
 from microgpt.engine import Value
 
@@ -31,12 +32,9 @@ OPS = {
 }
 
 
-def numeric_grad(f, x, i, h=1e-6):
-    """Central difference of f (on floats) with respect to argument i."""
-    up, down = list(x), list(x)
-    up[i] += h
-    down[i] -= h
-    return (f(*map(Value, up)).data - f(*map(Value, down)).data) / (2 * h)
+def numeric_grad(f, x, i):
+    """Central difference of f (an op on Values) with respect to argument i."""
+    return central_difference(lambda xs: f(*map(Value, xs)).data, x, i)
 
 
 @pytest.mark.parametrize("name", OPS)

@@ -21,24 +21,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line, cli_env, record, run_cli
 
 from microgpt import files, stages
-from microgpt.errors import single_line
 from microgpt.tools import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 NAMES = "emma\nolivia\nava\nisabella\nsophia\nmia\nzoe\nliam\nnoah\noliver\n"
 HAS_NUMPY = not stages.missing_requirements(stages.BY_NAME["tensor"])
 needs_numpy = pytest.mark.skipif(not HAS_NUMPY, reason="stage tensor needs numpy")
-
-
-def record(what, code, err):
-    """One row of the table of hostile inputs (see the module docstring)."""
-    table = os.environ.get("HOSTILE_TABLE")
-    if table:
-        first = (err.strip().splitlines() or [""])[0]
-        with open(table, "a", encoding="utf-8") as f:
-            f.write(f"{single_line(what)}\t{code}\t{first}\n")
 
 
 @pytest.fixture
@@ -46,48 +36,6 @@ def names(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text(NAMES)
     return path
-
-
-def cli_env(tmp_path, names=None, buffered=True, **extra):
-    """A clean environment: no download (port 9 is closed), the cache in tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROGPT_")}
-    env.pop("PYTHONUNBUFFERED", None)
-    if not buffered:
-        env["PYTHONUNBUFFERED"] = "1"
-    env.update(
-        PYTHONPATH=str(ROOT),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        MICROGPT_DATA_URL="http://127.0.0.1:9/names.txt",
-    )
-    if names is not None:
-        env["MICROGPT_DATA"] = str(names)
-    env.update(extra)
-    return env
-
-
-def run_cli(args, cwd, env, timeout=120, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "microgpt", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        **kwargs,
-    )
-
-
-def assert_one_line(result, code, *fragments, what=None):
-    """Exit `code`, stderr exactly one line holding every fragment, no traceback."""
-    record(what or " ".join(result.args[3:]), result.returncode, result.stderr)
-    err = result.stderr
-    assert result.returncode == code, (result.returncode, err)
-    assert err.count("\n") == 1 and err.endswith("\n"), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
-    return err
 
 
 def leftovers(folder):

@@ -16,32 +16,22 @@ import random
 import re
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import cli_env, record, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_server import serving
 
 from microgpt import checkpoint, data, files, stages
 from microgpt.data import DataError, Tokenizer, parse_names, read_names
-from microgpt.errors import MicrogptError, single_line
+from microgpt.errors import MicrogptError
 from microgpt.sampling import SamplingError, generate
 from microgpt.tools.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 TRICKLE_S = 0.05  # one byte per this many seconds
-
-
-def record(what, code, err):
-    """One row of the table of hostile inputs (HOSTILE_TABLE, see test_hostile_cli)."""
-    table = os.environ.get("HOSTILE_TABLE")
-    if table:
-        first = (str(err).strip().splitlines() or [""])[0]
-        with open(table, "a", encoding="utf-8") as f:
-            f.write(f"{single_line(what)}\t{code}\t{first}\n")
 
 
 def one_line_error(excinfo, *fragments):
@@ -424,20 +414,8 @@ def test_redirect_loop_is_one_line(server, isolated):
 
 
 def test_redirect_loop_through_the_cli(server, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROGPT_")}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        MICROGPT_DATA_URL=server + "/loop",
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "microgpt", "--steps", "2", "--samples", "1", "--stage", "flat"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = cli_env(tmp_path, MICROGPT_DATA_URL=server + "/loop")
+    result = run_cli(["--steps", "2", "--samples", "1", "--stage", "flat"], tmp_path, env)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 3, lines  # downloading ..., the warning, training on the fallback

@@ -1,12 +1,17 @@
-"""The package's shape: no import circle, stages that are stages, one type-hint convention."""
+"""The package's shape: no import circle, layers that import downwards only, stages
+that are stages, no measured figure in a docstring, one type-hint convention."""
 
 import ast
+import io
+import re
+import subprocess
 import sys
-from pathlib import Path
+import tokenize
+
+from helpers import MEASURED, ROOT
 
 from microgpt import stages
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "microgpt"
 
 
@@ -66,14 +71,15 @@ def literal_import_module(node):
     )
 
 
-# The one deferred import of the package's own code, and why it is worth the exception.
+# The deferred imports of the package's own code, and why each is worth the exception.
 DEFERRED = {
-    ("data.py", "download"): "urllib costs a tenth of a default run; only a download needs it"
+    ("data.py", "download"): "urllib is slow to import, and only a download needs it",
+    ("cli.py", "bench"): "training imports nothing of the benchmark; only `bench` needs it",
 }
 
 
 def test_no_import_inside_a_function_but_optional_ones():
-    optional = {"pygments", "IPython", "resource", "matplotlib", "numpy", "torch"}
+    optional = {"pygments", "IPython", "ipywidgets", "resource", "matplotlib", "numpy", "torch"}
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -119,15 +125,107 @@ def test_one_type_hint_convention_none():
                     assert not hinted, f"{path.relative_to(ROOT)}:{node.lineno} annotates {hinted}"
 
 
+# The layers, and which layers each may import. The arrows point one way only:
+#   core <- stages <- measuring <- commands
+#                          ^
+#                          +----- book
+# The core is the model (microgpt/*.py); the stages are the same model after each pass;
+# the measuring modules of tools/ time and report stages and are imported by the book;
+# the command-line modules of tools/ are imported by nothing but each other, so the
+# book's helpers never load argparse's world, and `python -m microgpt` is their door.
+LAYERS = {
+    "core": {"core"},
+    "stages": {"core", "stages"},
+    "measuring": {"core", "stages", "measuring"},
+    "commands": {"core", "stages", "measuring", "commands"},
+    "book": {"core", "stages", "measuring", "book"},
+}
+MEASURING = {"microgpt.tools.timing", "microgpt.tools.report"}
+COMMANDS = {"microgpt.__main__", "microgpt.tools", "microgpt.tools.cli", "microgpt.tools.args"}
+COMMANDS |= {"microgpt.tools.bench", "microgpt.tools.profiling", "microgpt.tools.distributed"}
+
+
+def layer_of(name):
+    if name.startswith("microgpt.stages"):
+        return "stages"
+    if name.startswith("microgpt.book"):
+        return "book"
+    if name in MEASURING:
+        return "measuring"
+    if name in COMMANDS:
+        return "commands"
+    assert not name.startswith("microgpt.tools"), f"{name}: say in LAYERS which layer it is"
+    return "core"
+
+
 def test_layers_import_downwards_only():
-    """The core imports no stage, tool or book helper; stages import no tool or book helper."""
-    above = {"core": ("microgpt.stages", "microgpt.tools", "microgpt.book")}
-    above["microgpt.stages"] = ("microgpt.tools", "microgpt.book")
-    for path in PACKAGE.rglob("*.py"):
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    for name, path in modules.items():
+        allowed = LAYERS[layer_of(name)]
+        for dep in imports_of(path) & modules.keys():
+            assert layer_of(dep) in allowed, f"{name} ({layer_of(name)}) imports {dep}"
+
+
+def test_a_stage_imports_only_stages_before_it():
+    """Stages are cumulative: each builds on stages earlier in the registry; code two
+    stages share is a private helper (`_name.py`), which imports no stage."""
+    order = {stage.module_name: i for i, stage in enumerate(stages.STAGES)}
+    for path in (PACKAGE / "stages").glob("*.py"):
         name = module_name(path)
-        layer = next((p for p in ("microgpt.stages",) if name.startswith(p)), None)
-        if name.startswith(("microgpt.tools", "microgpt.book")) or name == "microgpt.__main__":
-            continue  # `python -m microgpt` is the command line's door
-        forbidden = above[layer or "core"]
-        bad = [dep for dep in imports_of(path) if dep.startswith(forbidden)]
-        assert not bad, f"{name} imports {bad}"
+        if path.name == "__init__.py":
+            continue
+        for dep in imports_of(path) & order.keys():
+            assert name in order, f"the helper {name} imports the stage {dep}"
+            assert order[dep] < order[name], f"{name} imports {dep}, a later stage"
+
+
+def test_training_imports_nothing_of_the_benchmark(tmp_path):
+    """`python -m microgpt` trains without loading the benchmark's modules (each import
+    is one line of `-X importtime`)."""
+    (tmp_path / "names.txt").write_text("emma\nolivia\nava\n")
+    args = ["--steps", "1", "--samples", "0", "--stage", "flat", "--data", "names.txt"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "microgpt", *args],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert "microgpt.tools.cli" in loaded and "microgpt.train" in loaded  # the parse works
+    benchmark = MEASURING | {"microgpt.tools.bench"}
+    assert not loaded & benchmark, sorted(loaded & benchmark)
+
+
+# Figures in docstrings and comments that a test keeps true, and which test.
+KEPT_TRUE = {("engine.py", "100,000 nodes"): "tests/test_engine.py walks such a chain"}
+MEASURED_OR_COUNTED = re.compile(MEASURED.pattern.replace("|nodes", "|nodes|params|parameters"))
+
+
+def comments_and_docstrings(source):
+    """The docstrings and comments of a module's source, with their code spans left out."""
+    texts = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            texts.append(ast.get_docstring(node, clean=False) or "")
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            texts.append(token.string)
+    return [re.sub(r"`[^`]*`", " ", text) for text in texts]
+
+
+def test_no_measured_figure_in_a_docstring_or_comment():
+    """A time, a speed-up, a share, a size or a count measured once goes stale in a
+    docstring: the benchmark's record and the chapters' outputs hold those."""
+    for path in PACKAGE.rglob("*.py"):
+        for text in comments_and_docstrings(path.read_text()):
+            for figure in MEASURED_OR_COUNTED.findall(text):
+                assert (path.name, figure) in KEPT_TRUE, f"{path.relative_to(ROOT)}: {figure!r}"
+    assert MEASURED_OR_COUNTED.findall("43,091 nodes, 4192 params, 1.6x, 12 ms") == [
+        "43,091 nodes",
+        "4192 params",
+        "1.6x",
+        "12 ms",
+    ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .. import stages
 from ..model import GPT
-from ..tools.bench import drop_spare_nodes
+from ..stages import graph
 from ..train import Run
 
 PHASES = ("forward", "backward", "optimizer", "collector")
@@ -140,7 +140,7 @@ def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
     """
     run = Run(docs, stages.load(stage_name), seed=42)
     if not pooling:
-        run.model.release = lambda topo: None  # the release hook off: nothing is recycled
+        run.model.recycles = False
     phase_clock = PhaseClock(clock)
     instrument(run.model, phase_clock)
     timed_step = run.model.train_step
@@ -154,7 +154,7 @@ def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
             step_seconds[0] += clock() - start
 
     run.model.train_step = outer_step
-    drop_spare_nodes()
+    graph.empty_pool()
     gc.collect()
     gc.callbacks.append(phase_clock.on_gc)
     try:
@@ -162,7 +162,7 @@ def measure(stage_name, docs, steps=3, pooling=True, clock=time.process_time):
             pass
     finally:
         gc.callbacks.remove(phase_clock.on_gc)
-        drop_spare_nodes()
+        graph.empty_pool()
     return Breakdown(
         steps, phase_clock.totals, phase_clock.seen, step_seconds[0], phase_clock.collections
     )

@@ -6,7 +6,7 @@ one line saying what passed or what went wrong and how to fix it.
 
 A checker is written as a function that returns its success message and raises
 `Wrong` at the first wrong case; `@checker` turns that into a `Check`. The
-checkers of chapters 06-13 (`microgpt.book.exercises_passes`) are built the same way.
+checkers of chapters 06-15 (`microgpt.book.exercises_passes`) are built the same way.
 """
 
 import functools

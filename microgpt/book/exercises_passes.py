@@ -393,11 +393,11 @@ def _check_speedups_on(fn, ms):
     result = _call(fn, dict(ms))
     if not isinstance(result, dict) or list(result) != list(ms):
         raise Wrong(f"speed-ups: should return a dict with the keys {list(ms)} in order")
-    names = list(ms)
-    for i, name in enumerate(names):
+    stage_names = list(ms)
+    for i, name in enumerate(stage_names):
         got = result[name]
         expected_base = ms["baseline"] / ms[name]
-        expected_prev = None if i == 0 else ms[names[i - 1]] / ms[name]
+        expected_prev = None if i == 0 else ms[stage_names[i - 1]] / ms[name]
         if not (isinstance(got, tuple) and len(got) == 2):
             raise Wrong(f"speed-ups: {name}: want (vs_baseline, vs_previous), got {got!r}")
         vs_base, vs_prev = got

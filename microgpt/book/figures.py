@@ -9,28 +9,26 @@ comes from a linked source. The mark is an HTML comment: JupyterLab, the HTML bo
 the browser site show the prose without it.
 """
 
-import json
 import re
-from pathlib import Path
 
+from ..tools.report import RECORD_PATH, read_record
 from .notebook import in_notebook
 
-RECORD_PATH = Path(__file__).resolve().parent.parent / "tools" / "record.json"
 METADATA_KEY = "microgpt_figures"  # where a quoted figure is stored in the notebook
-# a figure in prose and its mark: 1.6x<!--fig:name-->, **54**<!--fig:nodes-->
+# a figure in prose and its mark: `1.6x<!--fig:name-->`, `**54**<!--fig:nodes-->`
 MARKED = re.compile(r"(\S+?)<!--fig:(\w+)-->")
-WRAPPING = "*_("  # markdown around a figure: **1.6x**, (54
+WRAPPING = "*_("  # markdown around a figure: `**1.6x**`, `(54`
 
 
 def quote(**figures):
-    """Show `name = text` for each figure (texts as the prose writes them: "1.6x", "54")
+    """Show `name = text` for each figure (texts as the prose writes them: `"1.6x"`, `"54"`)
     and store them in the cell's output for the check."""
     show({name: str(text) for name, text in figures.items()}, {})
 
 
 def record():
     """The benchmark of record (`make readme-table` writes it)."""
-    return json.loads(RECORD_PATH.read_text())
+    return read_record(RECORD_PATH)
 
 
 def record_row(stage):
@@ -40,7 +38,7 @@ def record_row(stage):
 
 
 def format_figure(value, field):
-    """A record's value as the prose writes it: speed-ups as "21.4x", times in ms."""
+    """A record's value as the prose writes it: speed-ups as `"21.4x"`, times in ms."""
     if field.startswith(("cpu_speedup", "speedup")):
         return f"{value:.3g}x" if value < 100 else f"{value:,.0f}x"
     return f"{value:.3g}"

@@ -2,9 +2,11 @@
 
 Each stage is a module with a `Model` class (the interface of `microgpt.model.GPT`)
 and a docstring saying what its pass changes and why that is faster. Stages are
-cumulative: each imports the one before it and changes only its own pass. Modules
-are imported on first use, so a stage that needs numpy costs nothing without it.
-The registry also states what each stage can do, so callers never name stages.
+cumulative: each builds on a stage before it in `STAGES` (never one after it) and
+changes only its own pass; code that two stages share sits in a private helper
+module (`_name.py`), which imports no stage. Modules are imported on first use, so
+a stage that needs numpy costs nothing without it. The registry also states what
+each stage can do, so callers never name stages.
 """
 
 import importlib
@@ -12,6 +14,10 @@ import importlib.util
 from dataclasses import dataclass
 
 from ..errors import MicrogptError
+
+# the values of the options `device` and `dtype` (where `auto` picks CUDA when present)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float64", "float32", "bfloat16")
 
 
 class StageError(MicrogptError):
@@ -27,6 +33,8 @@ class Stage:
     batched: bool = False  # its Model has `train_batch`: several names per step
     module: str = ""  # the module's name where it differs from the stage's
     compiled: bool = False  # pays a compiler's start-up cost: never the default run
+    options: tuple = ()  # keyword options its Model takes (the CLI's --device, --dtype, ...)
+    parallel: bool = False  # its Model has `distribute`: data-parallel under torchrun
 
     @property
     def module_name(self):
@@ -59,23 +67,27 @@ STAGES = [
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage(
         "torch",
-        "PyTorch float64 with the same Adam: gradient oracle",
+        "PyTorch: autograd, any device and dtype, batches, data-parallel under torchrun",
         ("torch",),
         in_chain=False,
-        module="torch_oracle",
+        batched=True,
+        module="pytorch",
+        options=("device", "dtype", "compile"),
+        parallel=True,
     ),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}
 
 
-def names():
+def stage_names():
+    """The name of every stage, in pass order."""
     return [stage.name for stage in STAGES]
 
 
 def missing_requirements(stage):
     """The optional modules `stage` needs that are not installed.
 
-    Looked up, not imported: importing torch to list the stages costs seconds and 200 MB.
+    Looked up, not imported: importing torch just to list the stages would take seconds.
     """
     return [module for module in stage.requires if importlib.util.find_spec(module) is None]
 
@@ -83,6 +95,17 @@ def missing_requirements(stage):
 def available():
     """Stages whose optional dependencies are installed, in pass order."""
     return [stage for stage in STAGES if not missing_requirements(stage)]
+
+
+def why_not_runnable(stage):
+    """Why `stage` cannot run here (a package missing, no module written yet), or None."""
+    missing = missing_requirements(stage)
+    if missing:
+        pkgs = " ".join(missing)
+        return f"needs {pkgs} (pip install {pkgs})"
+    if importlib.util.find_spec(stage.module_name) is None:
+        return f"has no module {stage.module_name} yet"
+    return None
 
 
 def default_name():
@@ -97,7 +120,7 @@ def default_name():
 def load(name):
     """The module of stage `name`, or a `StageError` saying what is wrong."""
     if name not in BY_NAME:
-        raise StageError(f"unknown stage {name!r}; choose one of: {', '.join(names())}")
+        raise StageError(f"unknown stage {name!r}; choose one of: {', '.join(stage_names())}")
     stage = BY_NAME[name]
     missing = missing_requirements(stage)
     if missing:

@@ -16,7 +16,7 @@ from operator import mul
 
 from ..model import rmsnorm, softmax
 from . import numeric_ce
-from .graph import Node, topological_order
+from .graph import Node, recycle, topological_order
 
 
 class Dot(Node):
@@ -152,7 +152,8 @@ class Model(numeric_ce.Model):
 
     def release(self, topo):
         """Only plain `Node`s are recycled: `new_node` never makes a fused one."""
-        super().release([node for node in topo if node._local_grads is not None])
+        if self.recycles:
+            recycle([node for node in topo if node._local_grads is not None])
 
 
 __all__ = ["Dot", "Model", "WeightedSum", "backward", "linear"]

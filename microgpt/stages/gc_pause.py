@@ -9,8 +9,8 @@ graph has no cycles, so reference counting frees all of it when the step ends; t
 collector finds nothing. Here it is
 paused for the step and resumed afterwards (so cycles made elsewhere are still
 collected, between steps). With the collector quiet, the node pool of the `graph`
-stage no longer pays for itself, so `release` stops recycling. Chapter 11 measures
-both choices, and `gc.freeze()`, which was tried and not kept.
+stage no longer pays for itself, so this stage recycles no nodes. Chapter 11
+measures both choices, and `gc.freeze()`, which was tried and not kept.
 
 (The module is `gc_pause`, not `gc`, so that it never shadows the standard library's.)
 """
@@ -23,6 +23,8 @@ from . import fused_norm
 class Model(fused_norm.Model):
     """`fused_norm` with the garbage collector paused during each training step."""
 
+    recycles = False  # with the collector paused, a fresh node is as cheap as a pooled one
+
     def train_step(self, tokens, step, num_steps):
         if not gc.isenabled():  # someone else already manages the collector
             return super().train_step(tokens, step, num_steps)
@@ -31,9 +33,6 @@ class Model(fused_norm.Model):
             return super().train_step(tokens, step, num_steps)
         finally:
             gc.enable()
-
-    def release(self, topo):
-        """No recycling: with the collector paused a fresh node is as cheap."""
 
 
 __all__ = ["Model"]

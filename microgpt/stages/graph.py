@@ -5,8 +5,9 @@ inserted, and every (node, flag) pair on the stack is a fresh tuple. Here each
 `Node` carries an integer mark compared with the current traversal's epoch, so
 "seen?" is one attribute read, and a node waits on the stack as itself. Leaves
 (parameters and constants) are never pushed: they have nothing to propagate, and
-they still receive their gradients from their parents. For the name "emma" the
-graph has 43,091 nodes, 38,116 of them inner nodes that the walk visits.
+they still receive their gradients from their parents. The graph of one name has
+tens of thousands of nodes, most of them inner nodes that the walk visits (chapter
+05 counts them).
 
 Releasing the graph: CPython frees a node the moment its last reference goes, and
 the graph has no cycles, so it is released when `train_step` returns anyway.
@@ -14,8 +15,10 @@ the graph has no cycles, so it is released when `train_step` returns anyway.
 Node pooling: after the backward pass the step's inner nodes are unlinked and kept
 on a free list, and the next step's ops refill them instead of allocating. The
 mechanism is two functions: every op allocates through `new_node`, and a model hands
-its spent graph back through its `release` hook, which later stages may override
-(the `gc` stage switches recycling off there). One would expect no gain, since
+its spent graph back through its `release` hook, which later stages may override;
+a model whose `recycles` is False keeps nothing (the `gc` stage's choice). The pool
+belongs to this module: `empty_pool` lets every spare node go, as a fresh process
+starts, and `pool_size` says how many wait. One would expect no gain, since
 CPython's small-object allocator is fast. The cost it saves is the cyclic garbage
 collector's: a young collection starts after every 700 new container objects, and
 a recycled node is not a new object. (A collection of the oldest generation walks
@@ -94,6 +97,16 @@ def recycle(nodes):
     free_nodes.extend(nodes)
 
 
+def empty_pool():
+    """Let every spare node go: the next model starts with none, as in a fresh process."""
+    free_nodes.clear()
+
+
+def pool_size():
+    """How many spare nodes wait for reuse."""
+    return len(free_nodes)
+
+
 def topological_order(roots):
     """Inner nodes reachable from `roots`, children before parents; leaves are skipped."""
     entered = 2 * next(_epochs)
@@ -124,6 +137,7 @@ class Model(numeric_inference.Model):
     """`numeric_inference` on pooled `Node`s, sorted by marks."""
 
     node_class = Node
+    recycles = True  # False: spent nodes are let go, not kept for the next step
 
     def train_step(self, tokens, step, num_steps):
         """Forward, backward and one Adam update; returns the loss as a float."""
@@ -137,7 +151,17 @@ class Model(numeric_inference.Model):
 
     def release(self, topo):
         """Hand the step's spent inner nodes back for the next step's ops to reuse."""
-        recycle(topo)
+        if self.recycles:
+            recycle(topo)
 
 
-__all__ = ["Model", "Node", "backward", "new_node", "recycle", "topological_order"]
+__all__ = [
+    "Model",
+    "Node",
+    "backward",
+    "empty_pool",
+    "new_node",
+    "pool_size",
+    "recycle",
+    "topological_order",
+]

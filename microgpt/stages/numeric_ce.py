@@ -2,10 +2,10 @@
 
 Softmax and cross-entropy have a simple gradient with respect to the logits:
 `(probs - onehot(target)) / n` for the mean over `n` positions. So instead of
-building exp, sum, reciprocal, multiply, log and mean nodes for every position
-(about 6 nodes per vocabulary entry, 170 per position), the softmax runs on the
-logits' floats, that gradient is written straight into the logit nodes, and the
-backward pass starts from all of them at once. The loss itself is a float.
+building exp, sum, reciprocal, multiply, log and mean nodes (several per vocabulary
+entry) for every position, the softmax runs on the logits' floats, that gradient is
+written straight into the logit nodes, and the backward pass starts from all of them
+at once. The loss itself is a float.
 """
 
 import math

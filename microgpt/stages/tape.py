@@ -27,8 +27,8 @@ from operator import mul
 from ..config import AdamConfig
 from ..optim import adam_on_floats
 from . import gc_pause
-from ._graph_free import FlatLayout
-from .flat import (
+from ._graph_free import GraphFreeModel
+from ._list_kernels import (
     column_sums,
     dot_groups,
     outer_sum,
@@ -216,10 +216,7 @@ class Model(gc_pause.Model):
     """`gc` with its ops recorded on a tape and its parameters in one flat list."""
 
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
-        self.cfg = cfg
-        self.vocab_size = vocab_size
-        self.adam = adam
-        self.layout = FlatLayout(cfg, vocab_size)
+        GraphFreeModel.__init__(self, cfg, vocab_size, adam)  # sizes, Adam's, the flat layout
         self.params = self.layout.flatten(weights)
         self.m = [0.0] * len(self.params)  # Adam's running mean of gradients
         self.v = [0.0] * len(self.params)  # Adam's running mean of squared gradients

@@ -11,10 +11,9 @@ which every weight matrix is a view, so the update is 14 calls.
 Why it is faster: the per-number work moves from the interpreter into compiled loops,
 and the number of Python-level calls per step no longer grows with the name. What is
 left is the fixed cost of each call (the arrays are tiny) and Adam's passes over
-4192 numbers. numpy reduces a short last axis
-slowly, so sums over rows are products with a column of ones and dot products per row
-use `np.vecdot`. Results agree with the baseline to rounding (BLAS sums in another
-order).
+every parameter. numpy reduces a short last axis slowly, so sums over rows are
+products with a column of ones and dot products per row use `np.vecdot`. Results
+agree with the baseline to rounding (BLAS sums in another order).
 
 The same code trains on a batch of names padded to the longest one (`train_batch`,
 which `microgpt.train.train` calls with a batch size): padding comes after every real

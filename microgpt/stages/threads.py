@@ -23,7 +23,7 @@ class Model(gc_pause.Model):
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig(), workers=None):
         super().__init__(cfg, vocab_size, weights, adam)
         self.executor = ThreadPoolExecutor(max_workers=workers or cfg.n_head)
-        graph.free_nodes.clear()  # nodes left by another model: the workers must not share them
+        graph.empty_pool()  # nodes left by another model: the workers must not share them
 
     def attention(self, q, layer_keys, layer_values):
         starts = range(0, self.cfg.n_embd, self.cfg.head_dim)

@@ -1,1 +1,1 @@
-"""The tools around the model: the command line, the benchmark and the profilers."""
+"""The tools around the model: the benchmark's timing and report, and the command line."""

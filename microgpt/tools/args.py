@@ -92,7 +92,7 @@ def output_file(text):
 def stage_name(text):
     if text not in stages.BY_NAME:
         raise argparse.ArgumentTypeError(
-            f"unknown stage {shown(text)}; choose one of: {', '.join(stages.names())}"
+            f"unknown stage {shown(text)}; choose one of: {', '.join(stages.stage_names())}"
         )
     return text
 

@@ -6,13 +6,14 @@ User mistakes end in one line on stderr (see `microgpt.tools.args`).
 import os
 import random
 import sys
+from contextlib import nullcontext
 
 from .. import checkpoint, stages
 from ..data import Tokenizer, data_source, load_dataset
 from ..errors import MicrogptError, forget_interrupt, raise_interrupts
 from ..sampling import iter_names
 from ..train import INFERENCE_HEADER, Run, format_sample, format_step
-from . import bench
+from . import distributed
 from .args import (
     ArgumentParser,
     Output,
@@ -77,7 +78,7 @@ def train_parser(prog):
         help="names file, one per line (default: $MICROGPT_DATA, ./input.txt, the cache, "
         "or a download of makemore's names.txt)",
     )
-    add_stage_flag(p, f"implementation to run, one of {', '.join(stages.names())}")
+    add_stage_flag(p, f"implementation to run, one of {', '.join(stages.stage_names())}")
     p.add_argument(
         "--save",
         metavar="PATH",
@@ -92,7 +93,40 @@ def train_parser(prog):
         "(batched stages only; changes the algorithm)",
     )
     add_sampling_flags(p)
+    add_engine_flags(p)
     return p
+
+
+def add_engine_flags(parser):
+    """--device, --dtype, --compile: options of the stages that take them (see the registry)."""
+    takes = ", ".join(s.name for s in stages.STAGES if s.options)
+    parser.add_argument(
+        "--device",
+        choices=stages.DEVICES,
+        help=f"where to train ({takes} only; default auto: CUDA when present, else cpu)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=stages.DTYPES,
+        help=f"precision ({takes} only; default float64; "
+        "bfloat16: float32 weights and Adam, bfloat16 products)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help=f"build the model with torch.compile ({takes} only; a minute to start)",
+    )
+
+
+def engine_options(parser, args, stage):
+    """The engine flags given, as options for the stage's Model; exit 2 where it takes none."""
+    given = {name: getattr(args, name) for name in ("device", "dtype", "compile")}
+    given = {name: value for name, value in given.items() if value}
+    for name in given:
+        if name not in stages.BY_NAME[stage].options:
+            takes = ", ".join(s.name for s in stages.STAGES if name in s.options)
+            parser.error(f"--{name} needs a stage that takes it ({takes}), not {stage}")
+    return given
 
 
 def sample_parser(prog):
@@ -116,33 +150,58 @@ def names_input(path):
     return {given[1]: given[0]} if given else {}
 
 
-def cmd_train(args):
-    stage = args.stage or stages.default_name()
-    if args.batch_size and not stages.BY_NAME[stage].batched:
+def check_flags(command, args, parser, profiles):
+    """What no single flag's type can check, before any work (exit 2): two files that
+    are one, --batch-size with a stage that trains on one name, engine options the stage
+    or this machine cannot take, a torchrun launch that cannot work. Fills in the stage,
+    and for training its options, launch and device."""
+    args.stage = args.stage or stages.default_name()
+    if command == "train":
+        clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
+    else:
+        clash = check_distinct_paths(profiles, {"--load": args.load})
+    if clash:
+        parser.error(clash)
+    if command != "train":
+        return
+    if args.batch_size and not stages.BY_NAME[args.stage].batched:
         batched = ", ".join(s.name for s in stages.STAGES if s.batched)
-        train_parser("python -m microgpt").error(
-            f"--batch-size needs a stage that trains on batches ({batched}), not {stage}"
+        parser.error(
+            f"--batch-size needs a stage that trains on batches ({batched}), not {args.stage}"
         )
-    module = stages.load(stage)
+    args.options = engine_options(parser, args, args.stage)
+    args.launch = torchrun_launch(parser, args, args.stage)
+    args.device = engine_device(parser, args.stage, args.options, args.launch)
+
+
+def cmd_train(args):
+    module = stages.load(args.stage)
     dataset = load_dataset(args.data)
     if dataset.is_fallback:
         print(f"training on the {dataset.source} ({len(dataset.docs)} names)", file=sys.stderr)
     say = Output(keep_going=bool(args.save))
-    run = Run(dataset.docs, module, seed=args.seed)
-    if args.save and len(run.tokenizer.chars) >= checkpoint.MAX_VOCAB:
-        raise checkpoint.CheckpointError(
-            f"--save {args.save}: the names use {len(run.tokenizer.chars):,} distinct "
-            f"characters; a checkpoint holds fewer than {checkpoint.MAX_VOCAB:,}"
-        )
+    if args.launch:
+        distributed.start(args.launch, args.device)
+    run = Run(dataset.docs, module, seed=args.seed, options=args.options)
+    if args.launch:
+        distributed.distribute(args.launch, run.model)
+    if args.save:
+        checkpoint.check_vocabulary(run.tokenizer.chars, args.save)
     say(f"num docs: {len(run.docs)}")
     say(f"vocab size: {run.tokenizer.vocab_size}")
     say(f"num params: {run.model.num_params}")
-    for step, loss in run.train(args.steps, args.batch_size):
-        say(format_step(step, args.steps, loss), flush=step + 1 == args.steps)
+    launch = args.launch
+    with distributed.guard(launch) if launch else nullcontext():
+        for step, loss in run.train(args.steps, distributed.names_per_step(launch, args)):
+            say(format_step(step, args.steps, loss), flush=step + 1 == args.steps)
+    if launch:
+        distributed.stop()
+        if launch.rank:
+            return  # process 0 saves and samples
     save_failed = None
     if args.save:
         try:
-            checkpoint.save(args.save, run.model, run.tokenizer, stage, args.steps)
+            checkpoint.save(args.save, run.model, run.tokenizer, args.stage, args.steps)
         except OSError as e:  # a full disk: say so after the names, which are still good
             save_failed = checkpoint.CheckpointError(
                 f"--save {args.save}: the checkpoint could not be written ({e.strerror or e}); "
@@ -159,8 +218,34 @@ def cmd_train(args):
         raise say.error
 
 
+def torchrun_launch(parser, args, stage):
+    """This process's place in a torchrun launch (None outside one); exit 2 for a launch
+    that cannot work, before PyTorch loads."""
+    try:
+        launch = distributed.launch_from(os.environ)
+        if launch:
+            distributed.check_run(launch, stages.BY_NAME[stage], args.batch_size)
+    except MicrogptError as e:
+        parser.error(str(e))
+    return launch
+
+
+def engine_device(parser, stage, options, launch):
+    """The device the stage's options name (None for a stage without options); exit 2 when
+    this machine or PyTorch build cannot run them."""
+    if not stages.BY_NAME[stage].options:
+        return None
+    try:
+        device = stages.load(stage).check_options(**options)
+        if launch:
+            distributed.check_device(launch, device)
+    except MicrogptError as e:  # an unavailable option (StageError) or a LaunchError
+        parser.error(str(e))
+    return device
+
+
 def cmd_sample(args):
-    module = stages.load(args.stage or stages.default_name())
+    module = stages.load(args.stage)
     cfg, chars, weights = checkpoint.load(args.load)
     tokenizer = Tokenizer(chars)
     model = module.Model(cfg, tokenizer.vocab_size, weights)
@@ -183,28 +268,24 @@ def cmd_stages(args):
 def main(argv=None):
     """Entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    distributed.silence(os.environ)  # torchrun's processes other than 0 print nothing
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
     prog = f"python -m microgpt {command}"
-    profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
-    if command == "train":
-        parser = train_parser("python -m microgpt")
-        args = parser.parse_args(argv)
-        action = cmd_train
-        clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
-    elif command == "sample":
-        parser = sample_parser(prog)
-        args = parser.parse_args(argv)
-        action = cmd_sample
-        clash = check_distinct_paths(profiles, {"--load": args.load})
-    elif command == "stages":
+    if command == "bench":
+        from . import bench  # deferred: training imports nothing of the benchmark
+
+        return bench.main(argv)
+    if command == "stages":
         ArgumentParser(
             prog=prog, description="List the stages, fastest available marked *."
         ).parse_args(argv)
-        args, action, clash = None, cmd_stages, None
+        args, action = None, cmd_stages
     else:
-        return bench.main(argv)
-    if clash:
-        parser.error(clash)
+        parser = train_parser("python -m microgpt") if command == "train" else sample_parser(prog)
+        args = parser.parse_args(argv)
+        profiles = {name: os.environ.get(name) for name in PROFILE_VARIABLES}
+        check_flags(command, args, parser, profiles)
+        action = cmd_train if command == "train" else cmd_sample
     try:
         check_environment_paths(os.environ, PROFILE_VARIABLES)
     except MicrogptError as e:

@@ -1,19 +1,16 @@
 """The compiled stage `jit`: a name longer than the block, its on-disk cache, and its
-absence where numba is (its gradients: tests/test_flat_weight_stages.py)."""
+absence where numba is missing (its gradients: tests/stages/test_every_stage.py)."""
 
 import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from test_graphfree_stages import CFG, assert_close, baseline_grads, setup
+from helpers import CFG, ROOT, assert_close, baseline_grads, load_or_skip, setup
 
 from microgpt import stages
-
-ROOT = Path(__file__).resolve().parent.parent
 
 needs_numba = pytest.mark.skipif(
     bool(stages.missing_requirements(stages.BY_NAME["jit"])),
@@ -23,9 +20,7 @@ needs_numba = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def jit():
-    if stages.missing_requirements(stages.BY_NAME["jit"]):
-        pytest.skip("stage jit needs numba (pip install numba)")
-    return stages.load("jit")
+    return load_or_skip("jit")
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import math
 import random
 
 import pytest
+from helpers import central_difference
 
 from microgpt import stages
 from microgpt.book.graph_stats import count_graph_nodes
@@ -30,15 +31,8 @@ def make_model(stage, seed=42, pooled=True):
     weights = init_weights(cfg, TOKENIZER.vocab_size, random.Random(seed))
     model = stages.load(stage).Model(cfg, TOKENIZER.vocab_size, weights)
     if not pooled:
-        model.release = lambda topo: None  # the hook, switched off: nothing is recycled
+        model.recycles = False  # the graph stage's switch: spent nodes are let go
     return model
-
-
-def numeric_gradient(f, xs, i, h=1e-6):
-    up, down = list(xs), list(xs)
-    up[i] += h
-    down[i] -= h
-    return (f(up) - f(down)) / (2 * h)
 
 
 def leaves(values):
@@ -67,7 +61,7 @@ def test_dot_gradient_matches_finite_differences():
 
     values = a_vals + b_vals
     for i, node in enumerate(a + b):
-        assert node.grad == pytest.approx(numeric_gradient(dot, values, i), abs=1e-8)
+        assert node.grad == pytest.approx(central_difference(dot, values, i), abs=1e-8)
 
 
 def test_linear_rows_share_inputs_and_still_pass_all_gradients():
@@ -154,7 +148,7 @@ def test_node_pooling_changes_nothing_but_speed(stage):
     for step, doc in enumerate(DOCS[:3]):
         tokens = TOKENIZER.encode(doc)
         loss = pooled.train_step(tokens, step, 3)
-        assert graph.free_nodes  # the step's nodes really were handed back for reuse
+        assert graph.pool_size()  # the step's nodes really were handed back for reuse
         assert loss == plain.train_step(tokens, step, 3)
     assert pooled.weights() == plain.weights()
 

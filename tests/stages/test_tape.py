@@ -1,7 +1,7 @@
 """The stage `tape`: each step records its ops and empties its tape (its gradients:
-tests/test_flat_weight_stages.py)."""
+tests/stages/test_every_stage.py)."""
 
-from test_graphfree_stages import CFG, setup
+from helpers import CFG, setup
 
 from microgpt.stages import tape
 

@@ -1,4 +1,7 @@
-"""Every stage is the baseline, faster: same losses, same names, interchangeable weights.
+"""What every stage shares: it is the baseline, faster. Same losses, same names,
+interchangeable weights; the same gradients for the stages whose weights are one flat
+vector; the same names drawn from the same generator. A stage's own pieces are tested
+in its own file beside this one (test_scalar.py for the scalar-autograd chain).
 
 A stage whose optional package is missing (numpy, torch) is skipped with the package
 named; a registered stage whose module is absent or fails to import is an error.
@@ -7,42 +10,45 @@ named; a registered stage whose module is absent or fails to import is an error.
 import contextlib
 import io
 import json
+import random
 from importlib.util import find_spec
-from pathlib import Path
 
 import pytest
+from helpers import (
+    CFG,
+    DOCS,
+    ROOT,
+    assert_close,
+    baseline_grads,
+    flat_list,
+    load_or_skip,
+    setup,
+)
 
 from microgpt import checkpoint, stages
+from microgpt.config import GPTConfig
+from microgpt.data import Tokenizer
+from microgpt.model import GPT, init_weights, param_shapes
+from microgpt.sampling import generate
 from microgpt.tools.cli import main
 from microgpt.train import format_sample, format_step, losses_and_samples
 
-REFERENCE = Path(__file__).parent / "reference" / "baseline_1000_steps.txt"
+REFERENCE = ROOT / "tests" / "reference" / "baseline_1000_steps.txt"
 # the baseline's first 100 losses (full precision) and 20 names, written by the baseline;
 # test_baseline_still_writes_its_100_step_reference keeps the file honest
-REFERENCE_100 = Path(__file__).parent / "reference" / "baseline_100_steps.json"
+REFERENCE_100 = ROOT / "tests" / "reference" / "baseline_100_steps.json"
 EQUIVALENCE_STEPS = 100
 TOLERANCE = 1e-12  # absolute, per step: summation order may differ, nothing else
-FULL_RUN_FROM = stages.names().index("numeric_ce")  # the stages fast enough for 1000 steps
+FULL_RUN_FROM = stages.stage_names().index("numeric_ce")  # the stages fast enough for 1000 steps
 
 pytestmark = pytest.mark.usefixtures("frozen_gc")  # big graphs of Value nodes: see conftest
 
 OTHER_STAGES = [s.name for s in stages.STAGES if s.name != "baseline"]
 
 
-def load_or_skip(name):
-    """The stage's module; skipped only when an optional package is not installed."""
-    stage = stages.BY_NAME[name]
-    missing = stages.missing_requirements(stage)
-    if missing:
-        pytest.skip(f"stage {name} needs {' '.join(missing)} (pip install {' '.join(missing)})")
-    if find_spec(stage.module_name) is None:
-        pytest.skip(f"{stage.module_name} is missing (reported by test_every_stage_has_a_module)")
-    return stages.load(name)
-
-
 def runnable_names():
     """Stages that can run here (module present, packages installed), in pass order."""
-    return [s.name for s in stages.available() if find_spec(s.module_name) is not None]
+    return [s.name for s in stages.STAGES if stages.why_not_runnable(s) is None]
 
 
 def test_every_stage_has_a_module():
@@ -104,7 +110,7 @@ def reference_lines():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", stages.names()[FULL_RUN_FROM:])
+@pytest.mark.parametrize("name", stages.stage_names()[FULL_RUN_FROM:])
 def test_full_run_prints_the_original_figures(name, names_docs):
     module = load_or_skip(name)
     expected_steps, expected_samples = reference_lines()
@@ -187,3 +193,129 @@ def test_checkpoints_are_interchangeable(name, names_path, baseline_short_run, t
     other = next(n for n in reversed(runnable_names()) if n != name)
     own = cli_output([*sample, str(ckpt), "--stage", name])
     assert cli_output([*sample, str(ckpt), "--stage", other]) == own
+
+
+# ---------------------------------------------------------------------------------------
+# the stages whose weights are one flat vector (`tape`, `flat`, `tensor`, `jit`): the
+# hand-written gradient against central finite differences, the baseline's autograd
+# and (when installed) PyTorch in float64, on the default shape and on another one;
+# and one training step, Adam included, against the baseline's
+
+
+def test_vocabulary_has_every_letter():
+    tok, _ = setup()
+    assert tok.vocab_size == 27
+    assert sum(r * c for _, r, c in param_shapes(CFG, 27)) == 4192
+
+
+FLAT_WEIGHT_STAGES = ["tape", "flat", "tensor", "jit"]
+
+
+@pytest.fixture(params=FLAT_WEIGHT_STAGES)
+def stage(request):
+    return load_or_skip(request.param)
+
+
+def loss_and_grad(model, tokens):
+    """(loss, gradient as a list of floats) of one name, with no update."""
+    if hasattr(model, "train_batch"):  # tensor: a batch of names; the gradient in `grads`
+        return model.loss_and_grad([tokens]), model.grads.tolist()
+    loss, grad = model.loss_and_grad(tokens)
+    return loss, list(grad)  # a copy: jit's is its buffer, which the next call overwrites
+
+
+def set_param(model, i, value):
+    """Change one weight where the stage reads it (flat reads slices made after Adam)."""
+    model.params[i] = value
+    if hasattr(model, "_refresh_views"):
+        model._refresh_views()
+
+
+def test_gradient_matches_finite_differences(stage):
+    tok, weights = setup(seed=3)
+    tokens = tok.encode("mackenzie")
+    model = stage.Model(CFG, tok.vocab_size, weights)
+    _, grad = loss_and_grad(model, tokens)
+    h = 1e-5
+    checked = 0
+    for i in random.Random(2).sample(range(len(grad)), 60):
+        orig = model.params[i]
+        set_param(model, i, orig + h)
+        up, _ = loss_and_grad(model, tokens)
+        set_param(model, i, orig - h)
+        down, _ = loss_and_grad(model, tokens)
+        set_param(model, i, orig)
+        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
+        checked += abs(grad[i]) > 1e-6
+    assert checked > 15  # the sample reached many parameters with real gradients
+
+
+@pytest.mark.parametrize("name", ["emma", "isabella", "brooklyn"])
+def test_gradient_matches_baseline_autograd(stage, name):
+    tok, weights = setup(seed=5)
+    tokens = tok.encode(name)
+    loss, grad = loss_and_grad(stage.Model(CFG, tok.vocab_size, weights), tokens)
+    base_loss, base_grad, _ = baseline_grads(weights, tok.vocab_size, tokens)
+    assert loss == pytest.approx(base_loss, abs=1e-13)
+    assert_close(grad, base_grad)
+
+
+@pytest.mark.parametrize("name", ["emma", "mackenzie"])
+def test_gradient_matches_torch(stage, name):
+    pytest.importorskip("torch")
+    torch_oracle = stages.load("torch")
+    tok, weights = setup(seed=9)
+    tokens = tok.encode(name)
+    loss, grads = torch_oracle.loss_and_grads(CFG, tok.vocab_size, weights, tokens)
+    got_loss, got = loss_and_grad(stage.Model(CFG, tok.vocab_size, weights), tokens)
+    assert got_loss == pytest.approx(loss, abs=1e-13)
+    assert_close(got, flat_list(grads, tok.vocab_size))
+
+
+def test_two_layers_and_a_short_block_match_baseline_autograd(stage):
+    """Nothing hard-wires one layer, 16 dimensions or names shorter than the block."""
+    cfg = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=6)
+    tok = Tokenizer.from_docs(DOCS)
+    weights = init_weights(cfg, tok.vocab_size, random.Random(1))
+    tokens = tok.encode("isabella")  # longer than the block: the loss stops at position 6
+    baseline = GPT(cfg, tok.vocab_size, weights)
+    base_loss = baseline.loss(tokens)
+    base_loss.backward()
+    loss, grad = loss_and_grad(stage.Model(cfg, tok.vocab_size, weights), tokens)
+    assert loss == pytest.approx(base_loss.data, abs=1e-13)
+    assert_close(grad, [p.grad for p in baseline.params])
+
+
+def test_train_step_matches_one_baseline_step(stage):
+    tok, weights = setup()
+    tokens = tok.encode("penelope")
+    model = stage.Model(CFG, tok.vocab_size, weights)
+    baseline = GPT(CFG, tok.vocab_size, weights)
+    assert model.train_step(tokens, 3, 10) == pytest.approx(
+        baseline.train_step(tokens, 3, 10), abs=1e-13
+    )
+    assert_close(
+        flat_list(model.weights(), tok.vocab_size), flat_list(baseline.weights(), tok.vocab_size)
+    )
+
+
+# ---------------------------------------------------------------------------
+# sampling: the same names from the same rng, which ends in the same state
+
+
+@pytest.fixture(scope="module")
+def baseline_samples():
+    tok, weights = setup()
+    rng = random.Random(7)
+    baseline = GPT(CFG, tok.vocab_size, weights)
+    return [generate(baseline, rng, 0.5, tok.bos) for _ in range(5)], rng.getstate()
+
+
+@pytest.mark.parametrize("name", [*FLAT_WEIGHT_STAGES, "torch"])
+def test_generate_draws_like_the_baseline(name, baseline_samples):
+    module = load_or_skip(name)
+    tok, weights = setup()
+    model = module.Model(CFG, tok.vocab_size, weights)
+    rng = random.Random(7)
+    samples = [generate(model, rng, 0.5, tok.bos) for _ in range(5)]
+    assert (samples, rng.getstate()) == baseline_samples

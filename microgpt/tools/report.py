@@ -1,0 +1,375 @@
+"""The benchmark's report: the record (one JSON file) and its renderings.
+
+A report is what `python -m microgpt bench` measured, as data: the command, the
+machine, the method, and per stage the medians, rounds, spread, speed-ups and
+estimates. `--record PATH` writes it as the benchmark of record, which the README's
+table (`render_markdown`) and the book's figures are rendered from; `read_record`
+reads one back, checked enough to render. Every table is rendered from a report, so
+no figure is typed by hand.
+"""
+
+import datetime
+import io
+import json
+import os
+import platform
+import sysconfig
+from pathlib import Path
+
+from .. import stages
+from ..errors import single_line
+from ..files import read_capped
+from .timing import (
+    CHUNK_STEPS,
+    FULL_SAMPLES,
+    FULL_STEPS,
+    ROUND_BUDGET_S,
+    SAMPLE_BUDGET_S,
+    WARMUP_SAMPLES,
+    WARMUP_STEPS,
+    BenchError,
+    full_run_scale,
+    overlap,
+    spread,
+)
+
+RECORD_PATH = Path(__file__).resolve().parent / "record.json"  # `make readme-table` writes it
+RECORD_FORMAT = 1  # bump when the record's keys change meaning
+MAX_TEXT_BYTES = 16 * 2**20  # a record or a README: far larger than either ever is
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+MEMORY_NOTE = (
+    "peak RSS of one subprocess per stage: the warm-up's steps, one step on the longest name, "
+    "sampling"
+)
+NOISE_MARK = "~"  # before a speed-up whose two stages' rounds overlap
+
+
+# ---------------------------------------------------------------------------------------
+# the report of a measurement
+
+
+def summarize(results, docs, num_steps):
+    """Result rows with speed-ups and full-run estimates, as they go into the record.
+
+    The speed-ups of record are ratios of CPU time (`cpu_speedup_*`): CPU time adds up
+    every thread's, so a threaded stage looks slower than it is, but no stage in the
+    chain has threads, and it moves far less than wall time when the machine is busy.
+    """
+    baseline = next((r for r in results if r.name == "baseline"), None)
+    scale = full_run_scale(docs, num_steps)
+    rows, previous = [], None
+    for r in results:
+        ms, cpu_ms, sample_ms = r.ms_per_step, r.cpu_ms_per_step, r.sample_ms_per_name
+        compared = baseline is not None and r is not baseline
+        rows.append(
+            {
+                "name": r.name,
+                "summary": stages.BY_NAME[r.name].summary,
+                "previous": previous.name if previous else None,  # what "vs previous" is vs
+                "ms_per_step": ms,
+                "cpu_ms_per_step": cpu_ms,
+                "spread": spread(r.cpu_ms_per_step_rounds),
+                "wall_spread": spread(r.ms_per_step_rounds),
+                "cpu_speedup_vs_baseline": baseline.cpu_ms_per_step / cpu_ms if baseline else None,
+                "cpu_speedup_vs_previous": previous.cpu_ms_per_step / cpu_ms if previous else None,
+                "noise_vs_baseline": (
+                    overlap(r.cpu_ms_per_step_rounds, baseline.cpu_ms_per_step_rounds)
+                    if compared
+                    else None
+                ),
+                "noise_vs_previous": (
+                    overlap(r.cpu_ms_per_step_rounds, previous.cpu_ms_per_step_rounds)
+                    if previous
+                    else None
+                ),
+                "speedup_vs_baseline": baseline.ms_per_step / ms if baseline else None,
+                "speedup_vs_previous": previous.ms_per_step / ms if previous else None,
+                "sample_ms_per_name": sample_ms,
+                "peak_mib": r.peak_mib,
+                # what a quiet machine takes: CPU time, with sampling's wall time
+                "est_full_run_s": cpu_ms * scale * FULL_STEPS / 1000
+                + (sample_ms or 0) * FULL_SAMPLES / 1000,
+                "ms_per_step_rounds": r.ms_per_step_rounds,
+                "cpu_ms_per_step_rounds": r.cpu_ms_per_step_rounds,
+                "sample_ms_rounds": r.sample_ms_rounds,
+                "wall_chunk_rounds": r.wall_chunk_rounds,
+                "cpu_chunk_rounds": r.cpu_chunk_rounds,
+            }
+        )
+        previous = r
+    return rows
+
+
+def new_report(command, settings, dataset, load, left_out, results):
+    """The report of a measurement: `settings` has the steps, repeat and samples; `load`
+    the load averages at the start and the end; `results` the `StageResult`s."""
+    steps, samples = settings["steps"], settings["samples"]
+    report = {
+        "record_format": RECORD_FORMAT,
+        "command": command,
+        "python": python_description(),
+        "machine": machine_description(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load": load,
+        "steps": steps,
+        "repeat": settings["repeat"],
+        "samples": samples,
+        "chunk_steps": CHUNK_STEPS,
+        "warmup": {"steps": min(steps, WARMUP_STEPS), "samples": min(samples, WARMUP_SAMPLES)},
+        "round_budget_s": ROUND_BUDGET_S,
+        "sample_budget_s": SAMPLE_BUDGET_S,
+        "timers": {"wall": "time.perf_counter", "cpu": "time.process_time"},
+        "data": dataset.source,
+        "fallback": dataset.is_fallback,
+        "full_run_steps": FULL_STEPS,
+        "memory": MEMORY_NOTE,
+        "left_out": left_out,
+        "stages": summarize(results, dataset.docs, steps),
+    }
+    return json.loads(record_bytes(report))  # exactly what the record holds
+
+
+def load_average():
+    """The 1-minute load average, or None where the system has none (Windows, Pyodide)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_description():
+    cpus = os.cpu_count()
+    processor = platform.processor() or platform.machine()
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs ({processor})"
+
+
+def python_description():
+    gil = "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "with GIL"
+    return f"{platform.python_implementation()} {platform.python_version()} ({gil})"
+
+
+# ---------------------------------------------------------------------------------------
+# renderings: every table is rendered from a report, and the record is a report
+
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def fmt_ms(value):
+    return fmt(value, ".3g" if (value or 0) < 1 else ".1f")
+
+
+def fmt_seconds(value):
+    return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
+
+
+def fmt_speedup(value, noise=False):
+    """`27.2x`; `~1.0x` when the two stages' rounds overlap (within the noise)."""
+    if value is None:
+        return "-"
+    mark = NOISE_MARK if noise else ""
+    return f"{mark}{value:.0f}x" if value >= 100 else f"{mark}{value:.1f}x"
+
+
+def fmt_percent(value):
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+TABLE_COLUMNS = (
+    "stage",
+    "ms/step",
+    "CPU ms/step",
+    "spread",
+    "vs baseline",
+    "vs previous",
+    "sample ms/name",
+    "peak RSS MiB",
+    "est. 1000 steps",
+)
+
+
+def table_cells(row):
+    """The row's cells as the tables show them, in `TABLE_COLUMNS` order."""
+    return (
+        row["name"],
+        fmt_ms(row["ms_per_step"]),
+        fmt_ms(row["cpu_ms_per_step"]),
+        fmt_percent(row["spread"]),
+        fmt_speedup(row["cpu_speedup_vs_baseline"], row["noise_vs_baseline"]),
+        fmt_speedup(row["cpu_speedup_vs_previous"], row["noise_vs_previous"]),
+        fmt_ms(row["sample_ms_per_name"]),
+        fmt(row["peak_mib"], ".1f"),
+        fmt_seconds(row["est_full_run_s"]),
+    )
+
+
+def method_note(report):
+    """How the figures were measured, from the report itself (a record renders its own)."""
+    chunk = report.get("chunk_steps")
+    chunks = f" ({chunk}-step chunks)" if chunk and report["steps"] > chunk else ""
+    sampling = f"sampling {report['samples']} names" if report["samples"] else "no sampling"
+    return (
+        f"median of {report['repeat']} interleaved rounds{chunks}, each training steps "
+        f"1-{report['steps']} of the seed-42 run from scratch; speed-ups are ratios of CPU "
+        f"time, {NOISE_MARK} where the middle halves of the two stages' rounds overlap (within "
+        "the noise); spread: interquartile range / median of the rounds' CPU time; "
+        f"{sampling}; {report.get('memory', MEMORY_NOTE)}"
+    )
+
+
+def context_note(report):
+    """Python, machine, load and date: what a figure was measured on and when."""
+    load = report.get("load") or {}
+    busy = ""
+    if load.get("start") is not None and load.get("end") is not None:
+        busy = f", load average {load['start']:.1f} at the start and {load['end']:.1f} at the end"
+    names = " (on the built-in fallback names, not makemore's)" if report.get("fallback") else ""
+    return f"{report['python']} on {report['machine']}{busy}, {report['date']}{names}"
+
+
+def left_out_note(report):
+    """The stages the report does not measure, each with why."""
+    items = report.get("left_out") or []
+    return "; ".join(f"`{item['name']}` {item['reason']}" for item in items)
+
+
+def render_text(report):
+    """The table for a terminal."""
+    cells = [TABLE_COLUMNS] + [table_cells(row) for row in report["stages"]]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(TABLE_COLUMNS))]
+    lines = []
+    for k, c in enumerate(cells):
+        first = c[0].ljust(widths[0])
+        lines.append("  ".join([first] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])]))
+        if k == 0:
+            lines.append("-" * len(lines[0]))
+    lines.append("")
+    lines.append(context_note(report))
+    lines.append(method_note(report))
+    if left_out_note(report):
+        lines.append(f"not measured: {left_out_note(report)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report):
+    """The table for the README, with the command that made it: the record's rendering."""
+    lines = [
+        "| " + " | ".join(TABLE_COLUMNS) + " | what the pass changes |",
+        "|" + "|".join([":---"] + ["---:"] * (len(TABLE_COLUMNS) - 1)) + "|:---|",
+    ]
+    for row in report["stages"]:
+        cells = list(table_cells(row))
+        cells[0] = f"`{cells[0]}`"
+        cells.append(row["summary"])
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Generated by `{report['command']}`: {method_note(report)}."]
+    lines.append(f"{context_note(report)}.")
+    if left_out_note(report):
+        lines.append(f"Not measured: {left_out_note(report)}.")
+    return "\n".join(lines) + "\n"
+
+
+def between_markers(text, where):
+    """(start, end) of the text between the bench markers, or a `BenchError`."""
+    start = text.find(README_START)
+    end = text.find(README_END, start + len(README_START)) if start >= 0 else -1
+    if end < 0:
+        raise BenchError(
+            f"{where}: no {README_START} ... {README_END} markers; add them where the table goes"
+        )
+    return start + len(README_START), end
+
+
+def replace_between_markers(text, table, where):
+    """`text` with the part between the bench markers replaced by `table`; the rest as it was."""
+    start, end = between_markers(text, where)
+    return text[:start] + "\n" + table + text[end:]
+
+
+def table_in(text, where):
+    """The table between the bench markers of `text`, as `replace_between_markers` put it."""
+    start, end = between_markers(text, where)
+    return text[start:end].removeprefix("\n")
+
+
+def render_plot(report):
+    """PNG bytes of a bar chart of CPU ms/step per stage (log scale, speed-ups on the bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["stages"]
+    fig, ax = plt.subplots(figsize=(1.1 * len(rows) + 2, 4))
+    bars = ax.bar([r["name"] for r in rows], [r["cpu_ms_per_step"] for r in rows], color="#4c72b0")
+    ax.set_yscale("log")
+    ax.set_ylabel("CPU ms per training step (log scale)")
+    ax.set_title(f"microgpt stages: median of {report['repeat']} rounds, {report['python']}")
+    for bar, r in zip(bars, rows):
+        label = fmt_speedup(r["cpu_speedup_vs_baseline"], r["noise_vs_baseline"])
+        ax.annotate(
+            label,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=120)
+    plt.close(fig)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------
+# the record: one JSON file, written by --record, read by --from-record and the book
+
+RECORD_KEYS = ("record_format", "command", "python", "machine", "date", "steps", "repeat")
+RECORD_KEYS += ("samples", "stages")
+ROW_KEYS = ("name", "summary", "ms_per_step", "cpu_ms_per_step", "spread")
+ROW_KEYS += ("cpu_speedup_vs_baseline", "cpu_speedup_vs_previous", "noise_vs_baseline")
+ROW_KEYS += ("noise_vs_previous", "sample_ms_per_name", "peak_mib", "est_full_run_s")
+
+
+def read_text(path, kind):
+    """The UTF-8 text of `path`, or a `BenchError` saying why not (the caller names the flag)."""
+    raw = read_capped(path, MAX_TEXT_BYTES, BenchError, kind)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
+
+
+def read_record(path):
+    """The record at `path`, checked enough to render, or a `BenchError` saying why not."""
+    text = read_text(path, "a benchmark record")
+    try:
+        record = json.loads(text)
+    except ValueError as e:
+        raise BenchError(f"{path}: not JSON ({e})") from None
+    again = "; make a new one with: make readme-table"
+    if not isinstance(record, dict) or record.get("record_format") != RECORD_FORMAT:
+        raise BenchError(f"{path}: not a benchmark record of format {RECORD_FORMAT}{again}")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    rows = record.get("stages")
+    if not missing and not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+        missing = ["stages"]
+    for row in rows if not missing else []:
+        missing += [f"stages/{row.get('name', '?')}/{key}" for key in ROW_KEYS if key not in row]
+    if missing:
+        raise BenchError(f"{path}: the record has no {missing[0]!r}{again}")
+    try:  # a value of the wrong type (a hand edit): found here, before any file is written
+        render_markdown(record)
+        render_text(record)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        problem = single_line(f"{type(e).__name__}: {e}")
+        raise BenchError(f"{path}: the record cannot be rendered ({problem}){again}") from None
+    return record
+
+
+def record_bytes(report):
+    """The record as its file holds it."""
+    return (json.dumps(report, indent=2) + "\n").encode("utf-8")

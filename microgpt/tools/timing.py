@@ -1,0 +1,445 @@
+"""Stages timed side by side: the one interleaved-rounds loop of the benchmark command,
+the book's helpers, the chapters and the browser benchmark.
+
+Timings on a shared machine drift by tens of percent from second to second, so the
+things compared run interleaved (A B C ... C B A ...) and each figure is a median
+over rounds (`interleave`). Each round's steps are timed in chunks of a few steps and
+the median is taken per chunk, so a slow second spoils one chunk of one round, not a
+whole round. CPU time moves much less with other programs' load than wall time; the
+spread of the rounds says how far apart the same measurement lands, and two stages
+whose rounds overlap differ within the noise.
+
+Every round trains a fresh seed-42 model on the same first documents of the shuffled
+dataset, with the learning-rate schedule of the full run, so all stages do the same
+work; fast stages repeat it within a round until a time budget is spent. Every stage
+is warmed up first (imports, caches, a compiler's first call). Only one stage's model
+is alive while it is timed, and each round's collector walks only what the round
+makes (`isolated_gc`). Peak memory is the peak RSS of a separate process per stage
+(one process keeps the memory of every stage it has run).
+"""
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import stages
+from ..config import GPTConfig
+from ..data import load_dataset
+from ..errors import MicrogptError, single_line
+from ..sampling import iter_names
+from ..stages import graph
+from ..train import Run, shuffled, step_docs
+
+FULL_STEPS = 1000  # the run the estimates are for: microgpt's
+FULL_SAMPLES = 20  # and the names it prints
+CHUNK_STEPS = 5  # steps timed together: the unit of the per-chunk median
+WARMUP_STEPS = 5  # steps and...
+WARMUP_SAMPLES = 2  # ...names each stage runs before any timing
+ROUND_BUDGET_S = 0.5  # a fast stage repeats its training within a round until this is spent
+SAMPLE_BUDGET_S = 0.25  # and its sampling until this is spent
+SEED = 42
+
+
+class BenchError(MicrogptError):
+    """A benchmark that cannot run; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------
+# which stages
+
+
+def default_stages():
+    """Every in-chain stage that can run here, in pass order."""
+    return [s.name for s in stages.STAGES if s.in_chain and stages.why_not_runnable(s) is None]
+
+
+def left_out_stages():
+    """[{name, reason}] of the in-chain stages that `default_stages` leaves out."""
+    found = [(s.name, stages.why_not_runnable(s)) for s in stages.STAGES if s.in_chain]
+    return [{"name": name, "reason": reason} for name, reason in found if reason]
+
+
+def failure(error):
+    """An exception as the one-line reason a stage is left out."""
+    if isinstance(error, MicrogptError):
+        return single_line(str(error))
+    return single_line(f"{type(error).__name__}: {error}")
+
+
+def load_modules(stage_names, left_out=None):
+    """{name: module}, or a `StageError` for the first stage that cannot run here.
+
+    With a `left_out` list, a stage whose module fails to import (one being written)
+    is left out with the error as its reason, instead of stopping the whole benchmark.
+    """
+    modules = {}
+    for name in stage_names:
+        stage = stages.BY_NAME[name]
+        if not stages.missing_requirements(stage) and stages.why_not_runnable(stage):
+            raise stages.StageError(
+                f"stage {name!r} has no module {stage.module_name}; pick others with --stages"
+            )
+        try:
+            modules[name] = stages.load(name)
+        except stages.StageError:
+            raise
+        except Exception as e:  # a syntax error, a missing name: any failure of the import
+            problem = failure(e)
+            if left_out is None:
+                raise BenchError(f"stage {name!r} cannot be imported ({problem})") from None
+            left_out.append({"name": name, "reason": f"fails to import ({problem})"})
+    return modules
+
+
+# ---------------------------------------------------------------------------------------
+# the loop
+
+
+def interleave(subjects, rounds, measure, on_error=None, after_round=None):
+    """{name: [what `measure(subject)` returned, round by round]} of every subject of
+    `subjects` ({name: subject}), measured once per round for `rounds` rounds.
+
+    The order alternates (A B C, then C B A), so no subject always runs right after
+    the same neighbour, and a busy minute slows them all alike. A `measure` that
+    raises stops the loop; with `on_error(name, error)`, that subject is dropped
+    (rounds and all) and the others go on. `after_round(index, results)` runs after
+    each round (a progress line).
+    """
+    live = dict(subjects)
+    results = {name: [] for name in live}
+    for r in range(rounds):
+        for name in list(live) if r % 2 == 0 else list(reversed(live)):
+            try:
+                results[name].append(measure(live[name]))
+            except Exception as e:  # any failure of the subject's own code
+                if on_error is None:
+                    raise
+                on_error(name, e)
+                del live[name], results[name]
+        if after_round is not None:
+            after_round(r, results)
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# one round
+
+
+@contextmanager
+def isolated_gc():
+    """A round's collector as in a process of the stage's own: it walks only what the
+    round makes. Everything alive before (the other stages' modules: numba's alone are
+    tens of thousands of objects, the dataset, the caller's objects) is frozen out of
+    its walks, the `graph` stage's spare nodes are let go (they are not the next run's
+    to carry), and a stage's tuning of the collector is undone afterwards."""
+    enabled, threshold, frozen = gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()
+    graph.empty_pool()
+    gc.collect()  # the previous stage's garbage is not this stage's cost
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if frozen:  # what the caller froze stays frozen (with whatever else lives now)
+            gc.freeze()
+        gc.set_threshold(*threshold)
+        (gc.enable if enabled else gc.disable)()
+
+
+def time_chunks(model, tokens, chunk=CHUNK_STEPS):
+    """([wall s], [CPU s]) of each run of `chunk` consecutive steps, from step 1."""
+    wall, cpu = [], []
+    for start in range(0, len(tokens), chunk):
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        for step in range(start, min(start + chunk, len(tokens))):
+            model.train_step(tokens[step], step, FULL_STEPS)
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def time_sampling(run, num_samples):
+    """Seconds to draw `num_samples` names; the rng is rewound so repeats draw the same.
+
+    The names are drawn one by one and dropped: a million names take long, but no memory.
+    """
+    state = run.rng.getstate()
+    start = time.perf_counter()
+    for _ in iter_names(run.model, run.tokenizer, run.rng, num_samples):
+        pass
+    elapsed = time.perf_counter() - start
+    run.rng.setstate(state)
+    return elapsed
+
+
+@dataclass
+class RoundTiming:
+    """One round of one stage. A chunk's figure is its share of the round's ms per step
+    (its ms over all the round's steps), so the chunks add up to the round's ms/step."""
+
+    wall_chunks: list
+    cpu_chunks: list
+    sample_ms: float | None
+    repeats: int
+
+    @property
+    def ms_per_step(self):
+        return sum(self.wall_chunks)
+
+    @property
+    def cpu_ms_per_step(self):
+        return sum(self.cpu_chunks)
+
+
+def time_round(
+    module, docs, num_steps, num_samples, budget=ROUND_BUDGET_S, sample_budget=SAMPLE_BUDGET_S
+):
+    """One round: `num_steps` steps of fresh seed-42 models, repeated until `budget`
+    seconds are spent, then sampling, repeated until `sample_budget` is: a fast stage's
+    figure averages many runs instead of resting on a few milliseconds."""
+    with isolated_gc():
+        run = Run(docs, module, seed=SEED)
+        tokens = [run.tokenizer.encode(doc) for doc in step_docs(run.docs, num_steps)]
+        wall, cpu, repeats, model = None, None, 0, run.model
+        while repeats == 0 or sum(wall) < budget:
+            if repeats:  # the first repeat trains the run's model, later ones its twin
+                model = run.fresh_model()
+            chunk_wall, chunk_cpu = time_chunks(model, tokens)
+            wall = chunk_wall if wall is None else [a + b for a, b in zip(wall, chunk_wall)]
+            cpu = chunk_cpu if cpu is None else [a + b for a, b in zip(cpu, chunk_cpu)]
+            repeats += 1
+        model = None  # sampling keeps only the run's model alive
+        per_step = 1000 / (repeats * num_steps)
+        wall_chunks, cpu_chunks = [s * per_step for s in wall], [s * per_step for s in cpu]
+        if num_samples == 0:
+            return RoundTiming(wall_chunks, cpu_chunks, None, repeats)
+        sample_s, sample_repeats = 0.0, 0
+        while sample_repeats == 0 or sample_s < sample_budget:
+            sample_s += time_sampling(run, num_samples)
+            sample_repeats += 1
+        sample_ms = 1000 * sample_s / (sample_repeats * num_samples)
+        return RoundTiming(wall_chunks, cpu_chunks, sample_ms, repeats)
+
+
+# ---------------------------------------------------------------------------------------
+# stages side by side
+
+
+def chunked_median(chunk_rounds):
+    """ms per step: per chunk of steps the median over the rounds, added up.
+
+    A slow second spoils one chunk of one round and the chunk's median drops it; the
+    median of whole rounds keeps it whenever slow seconds hit most rounds.
+    """
+    num_chunks = len(chunk_rounds[0])
+    return sum(statistics.median(r[c] for r in chunk_rounds) for c in range(num_chunks))
+
+
+@dataclass
+class StageResult:
+    """The rounds of one stage, and its figures: medians over the rounds."""
+
+    name: str
+    ms_per_step_rounds: list = field(default_factory=list)
+    cpu_ms_per_step_rounds: list = field(default_factory=list)
+    sample_ms_rounds: list = field(default_factory=list)
+    peak_mib: float | None = None
+    wall_chunk_rounds: list = field(default_factory=list)  # per round, `RoundTiming` chunks
+    cpu_chunk_rounds: list = field(default_factory=list)
+
+    def add(self, timing):
+        self.ms_per_step_rounds.append(timing.ms_per_step)
+        self.cpu_ms_per_step_rounds.append(timing.cpu_ms_per_step)
+        self.sample_ms_rounds.append(timing.sample_ms)
+        self.wall_chunk_rounds.append(timing.wall_chunks)
+        self.cpu_chunk_rounds.append(timing.cpu_chunks)
+
+    @property
+    def ms_per_step(self):
+        if not self.wall_chunk_rounds:  # made from whole rounds, not from `RoundTiming`s
+            return statistics.median(self.ms_per_step_rounds)
+        return chunked_median(self.wall_chunk_rounds)
+
+    @property
+    def cpu_ms_per_step(self):
+        if not self.cpu_chunk_rounds:
+            return statistics.median(self.cpu_ms_per_step_rounds)
+        return chunked_median(self.cpu_chunk_rounds)
+
+    @property
+    def sample_ms_per_name(self):
+        rounds = [x for x in self.sample_ms_rounds if x is not None]
+        return statistics.median(rounds) if rounds else None
+
+
+def side_by_side(
+    modules, docs, num_steps, rounds, num_samples=0, on_error=None, log=None, budget=None
+):
+    """{name: `StageResult`} of every stage of `modules` ({name: a module with a `Model`,
+    or anything with one}): a warm-up round, then `rounds` interleaved rounds of
+    `time_round`. `on_error` as for `interleave`; `log` gets a line after each round.
+    `budget` (seconds) caps a round's repeats, as `time_round`'s does."""
+    budget = ROUND_BUDGET_S if budget is None else budget
+    sample_budget = min(budget, SAMPLE_BUDGET_S)
+    warmup_steps, warmup_samples = min(num_steps, WARMUP_STEPS), min(num_samples, WARMUP_SAMPLES)
+
+    def warm_up(module):  # imports, caches, a compiler's first call: never in a timed round
+        return time_round(module, docs, warmup_steps, warmup_samples, 0, 0)
+
+    def timed(module):
+        return time_round(module, docs, num_steps, num_samples, budget, sample_budget)
+
+    def progress(r, results):
+        figures = ", ".join(f"{n} {t[-1].cpu_ms_per_step:.3g}" for n, t in results.items())
+        log(f"round {r + 1}/{rounds} (CPU ms/step): {figures}")
+
+    warmed = interleave(modules, 1, warm_up, on_error)
+    live = {name: modules[name] for name in warmed}
+    timings = interleave(live, rounds, timed, on_error, progress if log else None)
+    results = {}
+    for name, rounds_of_stage in timings.items():
+        results[name] = StageResult(name)
+        for timing in rounds_of_stage:
+            results[name].add(timing)
+    return results
+
+
+def run_bench(modules, docs, num_steps, repeat, num_samples, data_path, log, left_out=None):
+    """[`StageResult`] of every stage of `modules`, in order: `side_by_side`, then each
+    stage's peak memory in a process of its own (`measure_peak_mib`).
+
+    A stage that raises is left out with its reason when `left_out` is a list (the
+    default stages: one stage being written must not stop the others), else the
+    benchmark stops with a `BenchError`.
+    """
+
+    def drop(name, error):
+        reason = f"fails to run ({failure(error)})"
+        if left_out is None:
+            raise BenchError(f"stage {name!r} {reason}") from None
+        log(f"left out: {name} {reason}")
+        left_out.append({"name": name, "reason": reason})
+
+    results = side_by_side(modules, docs, num_steps, repeat, num_samples, drop, log)
+    warmup_steps = min(num_steps, WARMUP_STEPS)
+
+    def peak(result):  # the longest name's step makes the peak: other steps only add minutes
+        return measure_peak_mib(result.name, data_path, warmup_steps, num_samples)
+
+    peaks = interleave(results, 1, peak, drop)
+    for name, (peak_mib,) in peaks.items():
+        results[name].peak_mib = peak_mib
+        if peak_mib is not None:
+            log(f"peak RSS {name}: {peak_mib:.1f} MiB")
+    if not peaks:
+        raise BenchError("no stage ran; see the lines above for why")
+    return [results[name] for name in peaks]
+
+
+# ---------------------------------------------------------------------------------------
+# the figures of rounds
+
+
+def quartiles(rounds):
+    """(first, third) quartile of two or more rounds: the middle half, which one odd
+    round (a burst of load) cannot stretch the way it stretches (min, max)."""
+    q1, _, q3 = statistics.quantiles(rounds, n=4, method="inclusive")
+    return q1, q3
+
+
+def spread(rounds):
+    """Interquartile range / median of the rounds: how far apart the same measurement
+    lands; None from one round, which says nothing about the noise."""
+    if len(rounds) < 2:
+        return None
+    q1, q3 = quartiles(rounds)
+    return (q3 - q1) / statistics.median(rounds)
+
+
+def overlap(a, b):
+    """Whether the middle halves of two stages' rounds overlap (the difference is noise);
+    None when either has one round."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    (a1, a3), (b1, b3) = quartiles(a), quartiles(b)
+    return a1 <= b3 and b1 <= a3
+
+
+def num_positions(docs):
+    """Token positions trained on: the work of a step grows with the name's length."""
+    cfg = GPTConfig()  # the configuration every timing trains
+    return sum(cfg.positions(len(doc) + 2) for doc in docs)  # BOS, the name, BOS
+
+
+def full_run_scale(docs, num_steps):
+    """Token positions per step of the full run over those of the timed steps (about 1)."""
+    order, _ = shuffled(docs, SEED)  # the timed run's order
+    full = num_positions(step_docs(order, FULL_STEPS)) / FULL_STEPS
+    return full / (num_positions(step_docs(order, num_steps)) / num_steps)
+
+
+# ---------------------------------------------------------------------------------------
+# memory
+
+
+def peak_rss_mib():
+    """This process's peak resident memory in MiB.
+
+    Linux's `ru_maxrss` survives `exec`: a child started from a big parent reports at
+    least the parent's size. VmHWM belongs to the address space, which `exec` replaces,
+    so it is the child's own peak; `ru_maxrss` is the fallback where /proc is missing.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes there, KiB here
+
+
+def peak_rss_child(argv):
+    """Body of the memory subprocess: run one stage briefly, print its peak RSS in MiB."""
+    stage_name, data_path, num_steps, num_samples = argv[0], argv[1], int(argv[2]), int(argv[3])
+    docs = load_dataset(data_path).docs
+    run = Run(docs, stages.load(stage_name), seed=SEED)
+    for step, doc in enumerate(step_docs(run.docs, num_steps)):
+        run.model.train_step(run.tokenizer.encode(doc), step, FULL_STEPS)
+    # the longest name builds the largest step; its peak is the peak of a whole run
+    longest = max(run.docs, key=len)
+    run.model.train_step(run.tokenizer.encode(longest), num_steps, FULL_STEPS)
+    for _ in iter_names(run.model, run.tokenizer, run.rng, num_samples):
+        pass
+    print(json.dumps({"peak_mib": peak_rss_mib()}))
+
+
+def measure_peak_mib(stage_name, data_path, num_steps, num_samples):
+    """Peak RSS in MiB of a fresh process running a stage, or None where RSS is unknown."""
+    try:
+        import resource  # noqa: F401  (absent on Windows; in Pyodide find_spec raises)
+    except ImportError:
+        return None
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding `microgpt`
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.getenv("PYTHONPATH")]))
+    )
+    code = (
+        "import sys; from microgpt.tools.timing import peak_rss_child; peak_rss_child(sys.argv[1:])"
+    )
+    args = [sys.executable, "-c", code, stage_name, str(data_path), str(num_steps)]
+    done = subprocess.run([*args, str(num_samples)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"memory run of stage {stage_name!r} failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"]
