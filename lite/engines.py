@@ -123,7 +123,7 @@ class Session:
         raise NotImplementedError
 
     def console(self):
-        """Console lines collected since the last call (where the engine reports them)."""
+        """Console lines collected since the last call ("error: ...", "pageerror: ...")."""
         return []
 
 
@@ -253,10 +253,28 @@ def _host(request_line):
 # --- WebKitGTK (selenium + WebKitWebDriver, MiniBrowser on Xvfb) -----------------
 
 
-ASYNC_WRAPPER = """const done = arguments[arguments.length - 1];
+# WebKitWebDriver reports no console: each script first makes sure the document records
+# its console errors, uncaught errors and unhandled rejections (`console()` reads them).
+# What a document logs before the first script that runs in it, or in a worker, is missed.
+CONSOLE_HOOK = """if (!window.__engineConsole) {
+  const lines = (window.__engineConsole = []);
+  const text = (value) => String((value && value.stack) || value);
+  const error = console.error.bind(console);
+  console.error = (...args) => {
+    lines.push('error: ' + args.map(text).join(' '));
+    error(...args);
+  };
+  addEventListener('error', (e) => lines.push('pageerror: ' + (e.message || text(e.error))));
+  addEventListener('unhandledrejection', (e) => lines.push('pageerror: ' + text(e.reason)));
+}
+"""
+ASYNC_WRAPPER = (
+    CONSOLE_HOOK
+    + """const done = arguments[arguments.length - 1];
 Promise.resolve().then(() => EXPR).then(
   (value) => done({ok: true, value: value === undefined ? null : value}),
   (err) => done({ok: false, error: String((err && err.stack) || err)}));"""
+)
 
 
 class WebKitSession(Session):
@@ -298,6 +316,9 @@ class WebKitSession(Session):
 
     def screenshot(self, path):
         self.driver.save_screenshot(str(path))
+
+    def console(self):
+        return self.driver.execute_script(CONSOLE_HOOK + "return window.__engineConsole.splice(0);")
 
     def outside(self):
         return list(self.targets)

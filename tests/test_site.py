@@ -457,7 +457,7 @@ def engine_session(engine, playwright_driver, **options):
 
 
 def page_errors(session):
-    """Console errors and uncaught exceptions (engines that report them: Chromium, Firefox)."""
+    """Console errors and uncaught exceptions (the page and, in Chromium, its workers)."""
     return [
         line
         for line in session.console()
@@ -756,11 +756,19 @@ def test_browser_benchmark_runs(site, playwright_driver, tmp_path, report):
     report["kernel"] = result["kernel"]
 
 
-def test_engine_benchmark_runs(site, playwright_driver, tmp_path):
-    """`make bench-browser`'s per-engine part works end to end (one cold load, Chromium)."""
-    out = tmp_path / "engines.json"
-    result = bench_engines.run(site, ["chromium"], 1, out, playwright=playwright_driver)
-    assert json.loads(out.read_text()) == result
+def test_make_bench_browser_runs_as_documented(made_site):
+    """`make bench-browser` with arguments passed through make, in the fresh clone (its site
+    is up to date): one cold load in Chromium, then `flat` for 3 steps in both Pythons."""
+    done = subprocess.run(
+        ["make", "bench-browser", f"PY={sys.executable}", "-o", ".venv/.installed",
+         "-o", "lite/node_modules/.package-lock.json",  # puppeteer-core: Firefox only
+         "ENGINE_ARGS=--engines chromium --rounds 1",
+         "BENCH_ARGS=--stages flat --steps 3 --repeat 1"],
+        cwd=made_site.clone, env=made_site.env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    bench = made_site.clone / "lite" / "_bench"
+    result = json.loads((bench / "engines.json").read_text())
     (row,) = result["rows"]
     _, names = reference_run()
     assert row["train"]["names"] == names
@@ -768,7 +776,29 @@ def test_engine_benchmark_runs(site, playwright_driver, tmp_path):
     assert 0 < row["kernel"]["session_ready_s"] < row["kernel"]["first_output_s"]
     assert not row["train"]["outside"] and not row["kernel"]["outside"]
     assert set(result["medians"]) == {"chromium"}
-    assert "chromium" in bench_engines.render(result)
+    assert bench_engines.render(result) in done.stdout
+    stages = json.loads((bench / "browser_bench.json").read_text())["stages"]
+    assert [row["name"] for row in stages] == ["flat"]
+    assert stages[0]["browser_ms_per_step"] > 0 and stages[0]["cpython_ms_per_step"] > 0
+
+
+def test_engine_benchmark_times_the_console_path(site, tmp_path):
+    """`python lite/bench_engines.py --path console ...` as documented (one cold load,
+    Chromium): the console link's run prints microgpt's 20 names, after its first loss line."""
+    out = tmp_path / "engines.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "lite" / "bench_engines.py"), "--engines", "chromium",
+         "--rounds", "1", "--path", "console", "--site", str(site), "--output", str(out)],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["path"] == "console" and "the console link" in done.stdout
+    (row,) = result["rows"]
+    _, names = reference_run()
+    assert row["train"]["names"] == names
+    assert 0 < row["train"]["first_loss_s"] < row["train"]["names_s"]
+    assert not row["train"]["outside"] and not row["kernel"]["outside"]
 
 
 PHONE_CHAPTER = """async () => {
@@ -893,6 +923,39 @@ def test_chapter_widgets_show_and_work_offline(site, served, chromium):
 
 
 # --- the build's pieces, without a browser ----------------------------------------
+
+
+def test_readme_engine_table_is_the_recorded_measurements():
+    """lite/README.md's per-engine table is `bench_engines.py --compare` of the records in
+    lite/measured/, as the README's command prints it: no figure typed by hand."""
+    measured = ROOT / "lite" / "measured"
+    records = [measured / "engines-before.json", measured / "engines-after.json"]
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "lite" / "bench_engines.py"), "--compare", *map(str, records)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    before, after = map(bench_engines.read_record, records)
+    assert printed.stdout == bench_engines.compare_markdown(before, after) + "\n"
+    assert before["path"] == "console" and after["path"] == "worker"
+    assert before["rounds"] == after["rounds"] == 3
+    assert set(before["medians"]) == set(after["medians"]) == set(engines.ENGINES)
+    readme = (ROOT / "lite" / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- engines:start -->\n")[1].split("<!-- engines:end -->")[0]
+    assert table == printed.stdout, "lite/README.md's table is not the records'; paste --compare"
+
+
+def test_compare_refuses_what_is_not_a_record_in_one_line(tmp_path):
+    not_record = tmp_path / "names.json"
+    not_record.write_text('{"medians": {"chromium": {"first_loss_s": "soon"}}}')
+    for given in (not_record, tmp_path / "missing.json"):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "lite" / "bench_engines.py"), "--compare", str(given),
+             str(given)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith(f"error: {given}") and done.stderr.count("\n") == 1
 
 
 def test_present_chapter_changes_how_a_chapter_shows_not_what_it_holds():
