@@ -964,6 +964,8 @@ def test_present_chapter_changes_how_a_chapter_shows_not_what_it_holds():
     assert presented["metadata"]["kernelspec"]["name"] == "python"
     assert presented["metadata"]["language_info"]["codemirror_mode"]["name"] == "python"
     assert len(presented["cells"]) == len(nb["cells"])
+    stored_widgets = nb["metadata"]["widgets"][build_site.WIDGET_STATE]["state"]
+    widgets = 0
     for before, after in zip(nb["cells"], presented["cells"]):
         assert after["source"] == before["source"]
         if before["cell_type"] != "code":
@@ -971,10 +973,18 @@ def test_present_chapter_changes_how_a_chapter_shows_not_what_it_holds():
             continue
         assert after["metadata"]["trusted"] is True and after["execution_count"] is None
         strip = [{k: v for k, v in o.items() if k != "execution_count"} for o in before["outputs"]]
+        for output in strip:  # a stored widget becomes the HTML of its stored state
+            view = output.get("data", {}).pop(build_site.WIDGET_VIEW, None)
+            if view is not None:
+                html = build_site.widget_html(stored_widgets, view["model_id"])
+                assert "<li><code>" in html or "<table" in html, html
+                output["data"]["text/html"] = html + build_site.STORED_WIDGET
+                widgets += 1
         assert [
             {k: v for k, v in o.items() if k != "execution_count"} for o in after["outputs"]
         ] == strip
         assert all(o.get("execution_count") is None for o in after["outputs"])
+    assert widgets == 2 and "widgets" not in presented["metadata"]
     tagged = [c for c in nb["cells"] if CDN_TAG in c["metadata"].get("tags", [])]
     assert tagged and offline == {build_site.source_key(c["source"]): c["outputs"] for c in tagged}
 
