@@ -237,11 +237,11 @@ def make_kernel_files(dest, cache):
 
 
 def make_snapshots(dest, cache):
-    """The snapshots of SNAPSHOTS in dest (cached by Pyodide, their files and code)."""
+    """The snapshots of SNAPSHOTS in dest (cached by Pyodide, their files, code and tool)."""
     made = {}
     for name, (archive, code) in SNAPSHOTS.items():
         files = dest / archive if archive else None
-        inputs = [(dest / "pyodide.asm.wasm").read_bytes()[:4096], code]
+        inputs = [(dest / "pyodide.asm.wasm").read_bytes()[:4096], code, TOOLS.read_bytes()]
         inputs += [files.read_bytes()] if files else []
 
         def make(path, files=files, code=code, name=name):

@@ -108,6 +108,10 @@ async function snapshot(outFile, archive, code) {
     py.runPython("import importlib; importlib.invalidate_caches()");
   }
   if (code) py.runPython(code);
+  // importlib.metadata keeps /lib/python314.zip open (a ZipFile in its path cache): dropped
+  // later in the browser, where the file descriptor is gone, its close logged "Exception
+  // ignored ... OSError: [Errno 8] Bad file descriptor" under a reader's cell. Close it here.
+  py.runPython("import gc, importlib; importlib.invalidate_caches(); gc.collect()");
   const memory = py.makeMemorySnapshot();
   write(outFile, zlib.gzipSync(memory, { level: 9 }));
   console.log(`${path.basename(outFile)}: ${memory.length} bytes of memory`);
