@@ -44,12 +44,22 @@ MIME = {
 class _Handler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
     overrides = {}  # URL path -> body (bytes), to simulate a new deploy
+    log = None  # a ServerLog, or None
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-cache")  # a rebuilt site is seen at once
         super().end_headers()
 
     def do_GET(self):
+        if self.log is None:
+            return self._get()
+        started = time.monotonic()
+        try:
+            return self._get()
+        finally:
+            self.log.add(self.path, started, time.monotonic())
+
+    def _get(self):
         body = self.overrides.get(urllib.parse.urlsplit(self.path).path)
         if body is None:
             return super().do_GET()
@@ -71,22 +81,81 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         pass
 
 
+class ServerLog:
+    """Every request the server answered: (path, start, end) in time.monotonic() seconds.
+
+    The same for every engine, so a slow start can be read request by request.
+    """
+
+    def __init__(self):
+        self.entries = []
+        self._lock = threading.Lock()
+
+    def add(self, path, start, end):
+        with self._lock:
+            self.entries.append((path, start, end))
+
+    def since(self, t0):
+        """Entries that started after t0, as dicts with times in seconds after t0."""
+        with self._lock:
+            rows = [e for e in self.entries if e[1] >= t0]
+        return [
+            {"path": path, "start_s": round(start - t0, 3), "end_s": round(end - t0, 3)}
+            for path, start, end in rows
+        ]
+
+
 @contextmanager
-def serve(directory, port=0, overrides=None):
+def serve(directory, port=0, overrides=None, log=None):
     """Serve directory on 127.0.0.1 in a thread; yields the base URL.
 
     overrides maps URL paths to bodies served instead of the files (tests use
-    it to publish a new edition without rebuilding).
+    it to publish a new edition without rebuilding); log, a ServerLog, records
+    every request with its timing.
     """
-    handler_class = type(
-        "Handler", (_Handler,), {"overrides": overrides if overrides is not None else {}}
-    )
+    attrs = {"overrides": overrides if overrides is not None else {}, "log": log}
+    handler_class = type("Handler", (_Handler,), attrs)
     handler = functools.partial(handler_class, directory=str(directory))
     server = _Server(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _RefuseHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        line = self.rfile.readline(8192).decode("latin-1").strip()
+        if line:
+            self.server.targets.append(line)
+        self.wfile.write(
+            b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+
+
+class _RefuseServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+@contextmanager
+def refusing_proxy():
+    """A proxy on 127.0.0.1 that answers every request with 502 and records its first line
+    ("CONNECT host:443 HTTP/1.1", "GET http://host/ HTTP/1.1"): the network of the engines
+    that are pointed at it, and the proof of what they tried to reach.  Yields (url, targets).
+    """
+    server = _RefuseServer(("127.0.0.1", 0), _RefuseHandler)
+    server.targets = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.targets
     finally:
         server.shutdown()
         server.server_close()
@@ -113,12 +182,24 @@ class Requests:
         return [(url, phase) for url, phase in self.seen if not is_loopback(url)]
 
 
+#: a phone's screen for Playwright's contexts (CSS pixels of an iPhone 14-class phone)
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
 @contextmanager
-def browser_context(playwright):
-    """A fresh Chromium profile with only loopback resolvable; yields (context, Requests)."""
+def browser_context(playwright, **options):
+    """A fresh Chromium profile with only loopback resolvable; yields (context, Requests).
+
+    options: more of Playwright's context options (PHONE: a phone's screen).
+    """
     with tempfile.TemporaryDirectory(prefix="microgpt-chromium-") as profile:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, **options
         )
         requests = Requests()
         context.on("request", requests.record)
@@ -134,10 +215,13 @@ JS_OPEN = """async (path) => {
   // The page opened the notebook from its ?path=; wait for that widget.
   const app = window.jupyterapp;
   await app.restored;
-  let widget = null;
-  while (!(widget && widget.sessionContext && widget.context && widget.context.path === path)) {
+  // among the main area's panels (a page without focus has no currentWidget)
+  const find = () => [...app.shell.widgets('main')].find(
+    (w) => w.sessionContext && w.context && w.context.path === path);
+  let widget = find();
+  while (!widget) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    widget = app.shell.currentWidget;
+    widget = find();
   }
   await widget.context.ready;
   await widget.sessionContext.ready;

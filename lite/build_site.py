@@ -13,15 +13,18 @@ cache is lite/_cache, or MICROGPT_SITE_CACHE when set.
 import html
 import json
 import os
-import re
 import shutil
+import struct
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.parse
+import zipfile
+import zlib
 from pathlib import Path
+
+import pyodide_dist
 
 import microgpt
 from microgpt import data as names_data
@@ -40,23 +43,27 @@ OUTPUT = LITE / "_output"
 BUILD_INFO = "build-info.json"
 BUILD_LOG = "jupyter-lite-build.log"  # in CACHE: the last `jupyter lite build` output
 
-#: packages the kernel loads from the Pyodide lock at boot (plus their deps)
-BOOT_PACKAGES = ["micropip", "ipython", "jedi"]
-#: boot packages that are not in the Pyodide lock: shipped as piplite wheels
-PIPLITE_PACKAGES = ["comm==0.2.3"]
 #: Pyodide core files the site serves itself
-PYODIDE_CORE = [
-    "pyodide.mjs",
-    "pyodide.asm.mjs",
-    "pyodide.asm.wasm",
-    "python_stdlib.zip",
-    "pyodide.js",
-    "package.json",
-]
+PYODIDE_CORE = pyodide_dist.CORE
+#: the kernel's Pyodide: started from its snapshot by boot.mjs, with every package at once
+KERNEL_SETTINGS = {
+    "pyodideUrl": "./static/pyodide/boot.mjs",
+    "loadPyodideOptions": {"packages": pyodide_dist.KERNEL_PACKAGES},
+}
 #: JupyterLite apps the site ships
 APPS = ["lab", "notebooks", "tree", "edit", "repl"]
+KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 #: site-relative link to train in the browser (the REPL app with prefilled code)
 REPL_PAGE = "repl/index.html"
+#: the landing page's trainer, the icon and the apps' narrow-screen styles, copied from
+#: lite/ to the site's root as they are
+SITE_FILES = ["train.js", "train-worker.mjs", "favicon.svg", "apps.css"]
+#: settings of every JupyterLite app (long code lines wrap: phones), from lite/
+SETTINGS = "overrides.json"
+#: the package as the trainer's worker unpacks it (its own files, no notebooks' helpers)
+PACKAGE_ZIP = "microgpt.zip"
+#: stages the landing page offers beyond the pure-Python ones (they load numpy online)
+ONLINE_STAGES = {"tensor": "numpy from Pyodide's CDN: online only"}
 
 
 def log(msg):
@@ -75,10 +82,6 @@ def cdn_url(version):
 
     assert version in PYODIDE_CDN_URL
     return PYODIDE_CDN_URL.rstrip("/") + "/"
-
-
-def norm(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def child_environment():
@@ -180,7 +183,7 @@ def sources_digest(data):
     """Hash of every input of the build: when it changes, the site is stale."""
     files = contents_files(data)
     for p in sorted(LITE.glob("*")):
-        if p.is_file() and p.suffix in {".py", ".json", ".html", ".css"}:
+        if p.is_file() and p.suffix in {".py", ".json", ".html", ".css", ".js", ".mjs", ".svg"}:
             files[f"lite:{p.name}"] = p
     extra = f"{pyodide_version()} {sys.version_info[:2]}".encode()
     return sha256(digest(files).encode() + extra)
@@ -194,7 +197,8 @@ def missing_files(site, contents=()):
     the local Pyodide, and the contents (site-relative, as in contents_files)."""
     need = [f"{app}/index.html" for app in APPS]
     need += [f"static/pyodide/{name}" for name in PYODIDE_CORE + ["pyodide-lock.json"]]
-    need += ["jupyter-lite.json", "index.html"] + [f"files/{rel}" for rel in contents]
+    need += ["jupyter-lite.json", "index.html", PACKAGE_ZIP, *SITE_FILES]
+    need += [f"files/{rel}" for rel in contents]
     return [rel for rel in need if not (site / rel).is_file()]
 
 
@@ -270,75 +274,9 @@ def check_package():
 # --- Pyodide, served locally --------------------------------------------------
 
 
-def fetch_pyodide(version):
-    """The npm tarball of Pyodide's core files (cached)."""
-    tgz = CACHE / f"pyodide-{version}.tgz"
-    if not tgz.is_file():
-        log(f"fetching pyodide@{version} with npm")
-        if not shutil.which("npm"):
-            raise SystemExit("error: npm not found; install Node.js and npm to build the site")
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            run(["npm", "pack", f"pyodide@{version}", "--pack-destination", tmp], cwd=tmp)
-            os.replace(Path(tmp) / tgz.name, tgz)
-    return tgz
-
-
-def fetch_wheel(spec, dest):
-    """One py3-none-any wheel from PyPI (cached), for Python 3.14."""
-    name, version = spec.split("==")
-    stem = "[-_.]".join(re.escape(part) for part in norm(name).split("-"))
-    pattern = re.compile(rf"{stem}-{re.escape(version)}-.*\.whl", re.I)
-    dest.mkdir(parents=True, exist_ok=True)
-    found = [p for p in dest.glob("*.whl") if pattern.fullmatch(p.name)]
-    if not found:
-        log(f"fetching {spec} with pip")
-        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            pip += ["--only-binary=:all:", "--python-version", "3.14", "--implementation", "py"]
-            run(pip + ["--abi", "none", "--platform", "any", "--dest", tmp, spec])
-            for p in Path(tmp).glob("*.whl"):
-                os.replace(p, dest / p.name)
-        found = [p for p in dest.glob("*.whl") if pattern.fullmatch(p.name)]
-    if not found:
-        raise SystemExit(f"error: pip gave no py3-none-any wheel for {spec}; check the registry")
-    return found[0]
-
-
-def boot_closure(packages):
-    """Lock names of the boot packages and everything they depend on."""
-    seen = []
-    todo = list(BOOT_PACKAGES)
-    while todo:
-        name = norm(todo.pop())
-        if name not in seen:
-            seen.append(name)
-            todo += packages[name]["depends"]
-    return sorted(seen)
-
-
 def stage_pyodide(version, dest):
-    """Pyodide core + boot wheels in dest, with a lock that needs no CDN to boot."""
-    dest.mkdir(parents=True)
-    with tarfile.open(fetch_pyodide(version)) as tar:
-        for name in PYODIDE_CORE + ["pyodide-lock.json"]:
-            member = tar.extractfile(f"package/{name}")
-            (dest / name).write_bytes(member.read())
-    lock = json.loads((dest / "pyodide-lock.json").read_text())
-    packages = lock["packages"]
-    local = boot_closure(packages)
-    for name in local:
-        entry = packages[name]
-        wheel = fetch_wheel(f"{entry['name']}=={entry['version']}", CACHE / "wheels")
-        shutil.copy2(wheel, dest / wheel.name)
-        entry["file_name"] = wheel.name
-        entry["sha256"] = sha256(wheel.read_bytes())
-    base = cdn_url(version)
-    for name, entry in packages.items():
-        if name not in local:
-            entry["file_name"] = base + entry["file_name"]
-    (dest / "pyodide-lock.json").write_text(json.dumps(lock, indent=1))
-    return {"version": version, "local": local, "cdn": len(packages) - len(local)}
+    """Pyodide core, compiled boot wheels and snapshots in dest (see lite/pyodide_dist.py)."""
+    return pyodide_dist.stage(version, dest, CACHE, cdn_url(version))
 
 
 # --- the site ---------------------------------------------------------------
@@ -368,6 +306,95 @@ def cdn_cells():
     return found
 
 
+#: what the browser kernel reports when it starts: a chapter that already says so opens
+#: unmodified (else JupyterLab rewrites both and asks to save on closing)
+KERNEL_METADATA = {
+    "kernelspec": {"name": "python", "display_name": "Python (Pyodide)", "language": "python"},
+    "language_info": {
+        "codemirror_mode": {"name": "python", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": "3.8",
+    },
+}
+OFFLINE_OUTPUTS = "offline-outputs.json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+STORED_WIDGET = "<p><em>(As stored with the book: run the cell to use it.)</em></p>"
+
+
+def widget_html(models, model_id):
+    """A stored widget as static HTML: its boxes' contents, HTML pieces and controls' values."""
+    state = models.get(model_id, {}).get("state", {})
+    if "children" in state:  # VBox, HBox
+        return "".join(widget_html(models, c.removeprefix("IPY_MODEL_")) for c in state["children"])
+    if state.get("_model_name") == "HTMLModel":
+        return state.get("value", "")
+    value = state.get("value")
+    if "_options_labels" in state and state.get("index") is not None:  # menus store an index
+        value = state["_options_labels"][state["index"]]
+    if state.get("description") and value not in (None, ""):
+        label, shown = html.escape(state["description"]), html.escape(str(value))
+        return f"<p>{label}: <code>{shown}</code></p>"
+    return ""
+
+
+def static_widgets(nb):
+    """Stored widget outputs as HTML, in place: JupyterLite never answers the widget
+    manager's comm_info_request, so a stored widget would say "Loading widget..." forever;
+    a widget made by running the cell works (ipywidgets is served by the site)."""
+    stored = nb["metadata"].pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).pop(WIDGET_VIEW, None)
+            if view is not None:
+                output["data"]["text/html"] = widget_html(stored, view["model_id"]) + STORED_WIDGET
+
+
+def source_key(source):
+    """The key of a cell in offline-outputs.json (as lite/kernel_offline.py computes it)."""
+    text = "".join(source) if isinstance(source, list) else source
+    return sha256(text.rstrip().encode())
+
+
+def present_chapter(nb):
+    """A chapter as the site serves it, and the stored outputs of its needs-cdn cells.
+
+    The cells and their outputs are the book's; what changes is how the browser shows
+    them: the browser kernel's metadata (the chapter opens unmodified), trusted cells (their
+    stored outputs render), no stored execution counts (a reader's runs count from 1,
+    not among the book's 17s and 30s) and stored widgets as HTML (see static_widgets).
+    The needs-cdn cells' outputs go to offline-outputs.json, for lite/kernel_offline.py.
+    """
+    nb["metadata"].update(json.loads(json.dumps(KERNEL_METADATA)))
+    static_widgets(nb)
+    offline = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        cell["metadata"]["trusted"] = True
+        cell["execution_count"] = None
+        for output in cell.get("outputs", []):
+            if "execution_count" in output:
+                output["execution_count"] = None
+        if "needs-cdn" in cell["metadata"].get("tags", []):
+            offline[source_key(cell["source"])] = cell.get("outputs", [])
+    return nb, offline
+
+
+def present_chapters(contents_dir):
+    """present_chapter for every chapter in contents_dir, in place; their offline outputs."""
+    offline = {}
+    for path in chapters(contents_dir):
+        nb, cells = present_chapter(json.loads(path.read_text(encoding="utf-8")))
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        offline.update(cells)
+    return offline
+
+
 def pure_python_stages():
     """In-chain stages that need only the standard library, in pass order (fastest last)."""
     return [s.name for s in stages.STAGES if s.in_chain and not s.requires]
@@ -377,6 +404,62 @@ def train_code(stage):
     """Prefilled REPL code: train the fastest pure-Python stage and print names."""
     args = f'["--stage", "{stage}"]' if stage else "[]"
     return f"from microgpt.tools.cli import main\nmain({args})"
+
+
+def stage_options(default):
+    """The landing page's stage menu: the pure-Python stages (offline), then ONLINE_STAGES."""
+    names = [(name, "") for name in pure_python_stages()]
+    names += [(name, note) for name, note in ONLINE_STAGES.items() if name in stages.BY_NAME]
+    return "\n".join(
+        f'        <option value="{name}"{" selected" if name == default else ""}>'
+        f"{name}{f' ({html.escape(note, quote=False)})' if note else ''}</option>"
+        for name, note in names
+    )
+
+
+def package_zip():
+    """The package's files (Python sources and package data) as a zip, in name order."""
+    out = tempfile.SpooledTemporaryFile()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(PACKAGE.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                info = zipfile.ZipInfo(path.relative_to(ROOT).as_posix(), (1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, path.read_bytes())
+    out.seek(0)
+    return out.read()
+
+
+def favicon_ico(size=32):
+    """The site's icon (lite/favicon.svg drawn in pixels: a falling loss curve) as an .ico
+    holding one PNG, for browsers that ask for /favicon.ico."""
+    blue, white = (0x2A, 0x6F, 0xDB, 255), (255, 255, 255, 255)
+    curve = [(5, 8), (10, 17), (15, 20), (21, 23), (27, 24)]
+
+    def near_curve(x, y):
+        for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+            t = max(0.0, min(1.0, ((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0))
+                             / ((x1 - x0) ** 2 + (y1 - y0) ** 2)))  # fmt: skip
+            if (x - x0 - t * (x1 - x0)) ** 2 + (y - y0 - t * (y1 - y0)) ** 2 <= 2.25:
+                return True
+        return False
+
+    rows = b"".join(
+        b"\0"
+        + bytes(c for x in range(size) for c in (white if near_curve(x + 0.5, y + 0.5) else blue))
+        for y in range(size)
+    )
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+    png += chunk(b"IEND", b"")
+    entry = struct.pack("<BBBBHHII", size, size, 0, 0, 1, 32, len(png), 6 + 16)
+    return struct.pack("<HHH", 0, 1, 1) + entry + png
 
 
 def landing_page(titles, version, stage, data_note):
@@ -395,7 +478,7 @@ def landing_page(titles, version, stage, data_note):
         template.replace("{{CHAPTERS}}", items)
         .replace("{{TRAIN_URL}}", html.escape(repl))
         .replace("{{TRAIN_CODE}}", html.escape(train_code(stage)))
-        .replace("{{STAGE}}", html.escape(stage or "the default stage"))
+        .replace("{{STAGE_OPTIONS}}", stage_options(stage))
         .replace("{{VERSION}}", version)
         .replace("{{STORAGE}}", storage_name(version))
         .replace("{{DATA}}", html.escape(data_note))
@@ -435,29 +518,35 @@ def _build(work, data, data_note, version, output, started):
         shutil.copy2(src, contents_dir / rel)
     nchapters = len(chapters(BOOK))
     log(f"{nchapters} chapters, {len(files) - nchapters - 1} package files, input.txt")
+    offline = present_chapters(contents_dir)
 
     pyodide = stage_pyodide(version, stage_dir / "static" / "pyodide")
     local, cdn = len(pyodide["local"]), pyodide["cdn"]
-    log(f"pyodide {version}: {local} boot wheels served locally, {cdn} on the CDN")
-    for spec in PIPLITE_PACKAGES:
-        wheel = fetch_wheel(spec, CACHE / "wheels")
-        (stage_dir / "pypi").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(wheel, stage_dir / "pypi" / wheel.name)
+    log(f"pyodide {version}: {local} wheels served locally (bytecode), {cdn} on the CDN")
 
-    cversion = digest({rel: contents_dir / rel for rel in files})[:12]
+    cversion = digest(files)[:12]  # the sources: what contents_version(data) says
     config = json.loads((LITE / "jupyter-lite.json").read_text())
     config["jupyter-config-data"]["contentsStorageName"] = storage_name(cversion)
     (stage_dir / "jupyter-lite.json").write_text(json.dumps(config, indent=2))
+    shutil.copy2(LITE / SETTINGS, stage_dir / SETTINGS)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = Path(tempfile.mkdtemp(prefix=output.name + ".new-", dir=output.parent))
     try:
         _lite_build(stage_dir, contents_dir, tmp_out)
+        set_kernel_settings(tmp_out / "jupyter-lite.json")
+        set_app_settings(tmp_out)
+        link_app_styles(tmp_out)
         stage = (pure_python_stages() or [None])[-1]
         titles = [(p.name, notebook_title(p)) for p in chapters(BOOK)]
         described = data_description(data)
         page = landing_page(titles, cversion, stage, described)
         write_atomic(tmp_out / "index.html", page.encode())
+        for name in SITE_FILES:
+            shutil.copy2(LITE / name, tmp_out / name)
+        write_atomic(tmp_out / PACKAGE_ZIP, package_zip())
+        write_atomic(tmp_out / OFFLINE_OUTPUTS, json.dumps(offline).encode())
+        write_atomic(tmp_out / "favicon.ico", favicon_ico())
         missing = missing_files(tmp_out, files)
         if missing:  # e.g. jupyter lite wrote its app elsewhere, or nothing at all
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -489,6 +578,42 @@ def _build(work, data, data_note, version, output, started):
     size = sum(info["files"].values())
     log(f"built {output} ({size / 2**20:.1f} MiB) in {time.monotonic() - started:.1f} s")
     return output
+
+
+def set_kernel_settings(path):
+    """The kernel's Pyodide settings (KERNEL_SETTINGS), after `jupyter lite build`, whose
+    Pyodide addon writes its own pyodideUrl."""
+    if not path.is_file():
+        return  # no app at all: the check of the finished site says so
+    config = json.loads(path.read_text())
+    plugins = config["jupyter-config-data"].setdefault("litePluginSettings", {})
+    plugins.setdefault(KERNEL_PLUGIN, {}).update(KERNEL_SETTINGS)
+    write_atomic(path, json.dumps(config, indent=2).encode())
+
+
+#: per-app configuration added after the build: the REPL app (the landing page's console
+#: link) has no notebooks, and this plugin, which wants their tracker, fails on every load
+APP_CONFIG = {"repl": {"disabledExtensions": ["@jupyterlab/codemirror-extension:commands"]}}
+
+
+def set_app_settings(site):
+    for app, settings in APP_CONFIG.items():
+        path = site / app / "jupyter-lite.json"
+        if path.is_file():
+            config = json.loads(path.read_text())
+            config.setdefault("jupyter-config-data", {}).update(settings)
+            write_atomic(path, json.dumps(config, indent=2).encode())
+
+
+def link_app_styles(site):
+    """Every app page links apps.css (the chapters on a phone), after JupyterLab's styles."""
+    for app in APPS:
+        page = site / app / "index.html"
+        if page.is_file():
+            text = page.read_text(encoding="utf-8")
+            link = '<link rel="stylesheet" href="../apps.css">'
+            if link not in text:
+                write_atomic(page, text.replace("</head>", f"  {link}\n</head>", 1).encode())
 
 
 def _lite_build(stage_dir, contents_dir, site):
