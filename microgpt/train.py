@@ -6,6 +6,8 @@ import random
 from .config import AdamConfig, GPTConfig
 from .data import Tokenizer
 from .errors import MicrogptError
+from .evaluate import bigram_loss, mean_loss, split
+from .memory import check_fits
 from .model import init_weights
 from .sampling import sample_names
 
@@ -50,6 +52,19 @@ def format_step(step, num_steps, loss):
     return f"step {step + 1:4d} / {num_steps:4d} | loss {loss:.4f}"
 
 
+def format_eval(step, num_steps, train_loss, held_out_loss):
+    """`--eval-every`'s line: after the step line of the same step, told apart by its word."""
+    return (
+        f"eval {step + 1:4d} / {num_steps:4d} | train {train_loss:.4f} | "
+        f"held-out {held_out_loss:.4f}"
+    )
+
+
+def format_held_out(count, bigram):
+    """`--eval-every`'s line under `num docs`: the held-out names and the bigram's loss on them."""
+    return f"held-out docs: {count} | bigram loss {bigram:.4f}"
+
+
 def format_sample(index, name):
     return f"sample {index + 1:2d}: {name}"
 
@@ -71,15 +86,44 @@ def step_docs(docs, num_steps):
     return [docs[step % len(docs)] for step in range(num_steps)]
 
 
+def check_memory(stage_module, cfg, vocab_size, docs, batch_size=None):
+    """A `MemoryLimitError` (with the estimate and the limit) unless a model of the
+    stage, trained on `batch_size` of `docs` per step, fits in memory."""
+    positions = max(map(len, docs), default=0) + 1  # BOS, the longest name, BOS
+    kind = getattr(stage_module.Model, "memory_kind", None)
+    return check_fits(kind, cfg, vocab_size, batch_size or 1, positions)
+
+
 class Run:
-    """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original."""
+    """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original.
+
+    A model that cannot fit in memory is refused before its weights are drawn
+    (`microgpt.memory`); so is a batch, before its first step."""
 
     def __init__(self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig()):
         self.docs, self.rng = shuffled(docs, seed)
         self.tokenizer = Tokenizer.from_docs(self.docs)
+        check_memory(stage_module, cfg, self.tokenizer.vocab_size, self.docs)
         # what a twin of the model needs: the generator's state where the weights are drawn
         self._recipe = (stage_module, cfg, adam, self.rng.getstate())
         self.model = create_model(stage_module, self.tokenizer.vocab_size, self.rng, cfg, adam)
+
+    def hold_out(self):
+        """Take makemore's held-out split off the training names (`microgpt.evaluate`):
+        the last tenth of the shuffled names, at most 1,000. Returns them; the first
+        names the run trains on stay the same."""
+        self.docs, self.held_out = split(self.docs)
+        return self.held_out
+
+    def evaluate(self):
+        """(the model's loss on the first training names, on the held-out names), as many
+        of each: the names steps 1, 2, ... train on, beside names it never sees."""
+        seen = self.docs[: len(self.held_out)]
+        return tuple(mean_loss(self.model, d, self.tokenizer) for d in (seen, self.held_out))
+
+    def bigram_loss(self):
+        """The counting bigram's loss on the held-out names, counted on the training names."""
+        return bigram_loss(self.docs, self.held_out, self.tokenizer)
 
     def fresh_model(self):
         """A new model with the weights this run's model started from (its untrained twin)."""
@@ -89,6 +133,9 @@ class Run:
         return create_model(stage_module, self.tokenizer.vocab_size, rng, cfg, adam)
 
     def train(self, num_steps, batch_size=None):
+        if batch_size:
+            stage_module, cfg = self._recipe[:2]
+            check_memory(stage_module, cfg, self.tokenizer.vocab_size, self.docs, batch_size)
         return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)
 
     def sample(self, num_samples=20, temperature=0.5):

@@ -4,9 +4,11 @@ A loss means little alone. Two numbers put it in context: the loss of a counting
 bigram model (makemore's first model: how often each token follows each other
 token, plus one for every pair), and the trained model's loss on names it never saw.
 All losses here are means over every predicted token of a list of names, in nats.
+The bigram and a model's loss live in `microgpt.evaluate`, which the command line's
+`--eval-every` uses too; this module adds what the book's chapters ask of them.
 """
 
-import math
+from ..evaluate import bigram_counts, bigram_loss, mean_loss, pairs
 
 
 def unseen(run, num_steps, count):
@@ -17,41 +19,10 @@ def unseen(run, num_steps, count):
     return names[:count]
 
 
-def bigram_counts(docs, tokenizer, smoothing=1):
-    """counts[a][b]: how often token b follows token a in `docs`, plus `smoothing`."""
-    size = tokenizer.vocab_size
-    counts = [[smoothing] * size for _ in range(size)]
-    for doc in docs:
-        ids = tokenizer.encode(doc)
-        for a, b in zip(ids, ids[1:]):
-            counts[a][b] += 1
-    return counts
-
-
-def bigram_loss(train_docs, eval_docs, tokenizer, smoothing=1):
-    """Mean -log p(next | current) over `eval_docs`, p counted on `train_docs`.
-
-    `smoothing=1` is makemore's add-one smoothing (`N + 1`): no pair has probability
-    zero, so a pair never counted costs a finite loss instead of infinity.
-    """
-    counts = bigram_counts(train_docs, tokenizer, smoothing)
-    log_p = [[math.log(c / sum(row)) if c else -math.inf for c in row] for row in counts]
-    losses = [-log_p[a][b] for doc in eval_docs for a, b in pairs(tokenizer.encode(doc))]
-    return sum(losses) / len(losses)
-
-
-def pairs(ids):
-    return zip(ids, ids[1:])
-
-
 def model_loss(model, docs, tokenizer):
-    """The model's mean -log p(next token) over `docs`, read from its sampler at
-    temperature 1: forward passes only, so no weight changes and no random draw."""
-    total, count = 0.0, 0
-    for doc in docs:
-        ids = tokenizer.encode(doc)
-        next_probs = model.sampler(1.0)  # a fresh KV cache per name
-        for pos, (token, target) in enumerate(pairs(ids[: model.cfg.block_size + 1])):
-            total -= math.log(next_probs(token, pos)[target])
-            count += 1
-    return total / count
+    """The model's mean -log p(next token) over `docs`, read from its forward pass:
+    no weight changes and no random draw (`microgpt.evaluate.mean_loss`)."""
+    return mean_loss(model, docs, tokenizer)
+
+
+__all__ = ["bigram_counts", "bigram_loss", "model_loss", "pairs", "unseen"]

@@ -22,6 +22,8 @@ class ArrayModel(GraphFreeModel):
     """The weights as one float64 array, with three alike: the gradient and Adam's running
     means of gradients and of squared gradients."""
 
+    memory_kind = "float64"  # see `microgpt.memory`
+
     def __init__(self, cfg, vocab_size, weights, adam):
         super().__init__(cfg, vocab_size, adam)
         self.params = np.array(self.layout.flatten(weights), dtype=np.float64)

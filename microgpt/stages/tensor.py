@@ -24,10 +24,8 @@ keeps it out of the loss.
 from functools import lru_cache, partial
 
 from ..config import AdamConfig
+from ..memory import ONE_HOT_TABLE_MAX
 from ._arrays import ArrayModel, np
-
-# the largest vocabulary whose one-hot rows are kept as a table (8 * n * n bytes)
-ONE_HOT_TABLE_MAX = 512
 
 
 class Model(ArrayModel):
@@ -123,14 +121,12 @@ class Model(ArrayModel):
         self.adam_step(step, num_steps)
         return loss
 
-    def loss_and_grad(self, token_lists):
-        """Mean cross-entropy over every target token; fills `grads` (flat like `params`)."""
-        cfg = self.cfg
-        E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
+    def padded(self, token_lists):
+        """(ids (B, T + 1), T, which of the B * T positions are real, 1 / their number,
+        each position's weight in the mean loss): the batch as `loss_and_grad` reads it."""
         B = len(token_lists)
-        lengths = [cfg.positions(len(tokens)) for tokens in token_lists]
+        lengths = [self.cfg.positions(len(tokens)) for tokens in token_lists]
         T = max(lengths)
-        inv_n = E**-1
         if B == 1:
             padded = np.array(token_lists[:1])[:, : T + 1]
             real = slice(None)  # every position is a real one
@@ -142,6 +138,25 @@ class Model(ArrayModel):
             real = (np.arange(T) < np.array(lengths)[:, None]).ravel()
             inv_count = 1 / sum(lengths)
             weight = (real * inv_count)[:, None]  # zero on padding
+        return padded, T, real, inv_count, weight
+
+    def batch_loss(self, token_lists):
+        """The mean cross-entropy over every target token of a batch, forward only: what
+        `loss_and_grad` returns, without a gradient (the held-out loss)."""
+        padded, T, real, inv_count, _ = self.padded(token_lists)
+        with quiet():
+            logits, _ = self.forward(padded[:, :T])
+            softmax_(logits)
+            probs = np.take_along_axis(logits, padded[:, 1:].reshape(-1, 1), axis=1)
+            return -float(np.add.reduce(np.log(probs.ravel()[real]))) * inv_count
+
+    def loss_and_grad(self, token_lists):
+        """Mean cross-entropy over every target token; fills `grads` (flat like `params`)."""
+        cfg = self.cfg
+        E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
+        B = len(token_lists)
+        inv_n = E**-1
+        padded, T, real, inv_count, weight = self.padded(token_lists)
         # one-hot rows of every token: the inputs' for the embedding, the targets' for the loss
         onehots = self.one_hot(padded)
         inputs = onehots[:, :T].reshape(B * T, -1)

@@ -21,6 +21,8 @@ from ..model import param_shapes
 class Model:
     """microgpt as float64 torch tensors; gradients by autograd, Adam by hand."""
 
+    memory_kind = "float64"  # see `microgpt.memory`
+
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
         self.cfg = cfg
         self.vocab_size = vocab_size

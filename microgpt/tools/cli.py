@@ -8,10 +8,18 @@ import random
 import sys
 
 from .. import checkpoint, stages
+from ..config import AdamConfig, ConfigError, GPTConfig
 from ..data import Tokenizer, data_source, load_dataset
 from ..errors import MicrogptError, forget_interrupt, raise_interrupts
 from ..sampling import iter_names
-from ..train import INFERENCE_HEADER, Run, format_sample, format_step
+from ..train import (
+    INFERENCE_HEADER,
+    Run,
+    format_eval,
+    format_held_out,
+    format_sample,
+    format_step,
+)
 from .args import (
     ArgumentParser,
     Output,
@@ -24,6 +32,7 @@ from .args import (
     integer,
     output_file,
     positive_int,
+    positive_number,
     run_command,
     silence_stdout,
     stage_name,
@@ -33,6 +42,13 @@ from .args import (
 from .profiling import PROFILE_VARIABLES, profiled
 
 COMMANDS = ("train", "sample", "stages", "bench")
+# the model's shape: flag -> GPTConfig field (makemore's flag names), microgpt's defaults
+SHAPE_FLAGS = {
+    "--n-layer": ("n_layer", "transformer blocks"),
+    "--n-embd": ("n_embd", "width of the residual stream"),
+    "--n-head": ("n_head", "attention heads; each sees n_embd / n_head dimensions"),
+    "--block-size": ("block_size", "longest context in tokens; longer names are cut"),
+}
 # names per step: one batch of B names of up to block_size tokens is B x block_size x vocab
 # numbers in the embedding's backward, so B is bounded here, not by the machine's memory
 MAX_BATCH = 1024
@@ -90,8 +106,47 @@ def train_parser(prog):
         help=f"names per step, 1 to {MAX_BATCH}, padded and masked "
         "(batched stages only; changes the algorithm)",
     )
+    p.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="hold out 10%% of the names (at most 1,000) and print the train and held-out "
+        "losses every N steps and at the end (default: off; all names train)",
+    )
     add_sampling_flags(p)
+    add_shape_flags(p)
     return p
+
+
+def add_shape_flags(parser):
+    shape = parser.add_argument_group("model shape (the defaults are microgpt's)")
+    defaults = GPTConfig()
+    for flag, (field, meaning) in SHAPE_FLAGS.items():
+        default = getattr(defaults, field)
+        help_text = f"{meaning} (default {default})"
+        shape.add_argument(flag, type=positive_int, default=default, metavar="N", help=help_text)
+    lr = AdamConfig().lr
+    shape.add_argument(
+        "--learning-rate",
+        type=positive_number,
+        default=lr,
+        metavar="LR",
+        help=f"Adam's learning rate at step 1, decaying linearly to 0 (default {lr:g})",
+    )
+
+
+def model_config(args, parser):
+    """The shape the flags ask for, checked once (in `GPTConfig`); exit 2 when no stage
+    can run it, the message naming the flags."""
+    try:
+        cfg = GPTConfig(**{field: getattr(args, field) for field, _ in SHAPE_FLAGS.values()})
+    except ConfigError as e:
+        message = str(e)
+        for flag, (field, _) in SHAPE_FLAGS.items():
+            message = message.replace(field, flag)
+        parser.error(message)
+    return cfg
 
 
 def sample_parser(prog):
@@ -130,6 +185,9 @@ def check_flags(command, args, parser, profiles):
         parser.error(
             f"--batch-size needs a stage that trains on batches ({batched}), not {args.stage}"
         )
+    if command == "train":
+        args.cfg = model_config(args, parser)
+        args.adam = AdamConfig(lr=args.learning_rate)
 
 
 def cmd_train(args):
@@ -138,14 +196,25 @@ def cmd_train(args):
     if dataset.is_fallback:
         print(f"training on the {dataset.source} ({len(dataset.docs)} names)", file=sys.stderr)
     say = Output(keep_going=bool(args.save))
-    run = Run(dataset.docs, module, seed=args.seed)
     if args.save:
-        checkpoint.check_vocabulary(run.tokenizer.chars, args.save)
+        chars = Tokenizer.from_docs(dataset.docs).chars
+        checkpoint.check_capacity(args.cfg, chars, args.save)
+    run = Run(dataset.docs, module, seed=args.seed, cfg=args.cfg, adam=args.adam)
+    if args.eval_every and not run.hold_out():
+        raise MicrogptError(
+            "--eval-every needs at least 10 names to hold a tenth out; "
+            f"the data has {len(run.docs)}"
+        )
     say(f"num docs: {len(run.docs)}")
+    if args.eval_every:
+        say(format_held_out(len(run.held_out), run.bigram_loss()))
     say(f"vocab size: {run.tokenizer.vocab_size}")
     say(f"num params: {run.model.num_params}")
     for step, loss in run.train(args.steps, args.batch_size):
-        say(format_step(step, args.steps, loss), flush=step + 1 == args.steps)
+        last = step + 1 == args.steps
+        say(format_step(step, args.steps, loss), flush=last and not args.eval_every)
+        if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
+            say(format_eval(step, args.steps, *run.evaluate()), flush=True)
     save_failed = None
     if args.save:
         try:
