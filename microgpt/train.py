@@ -24,7 +24,13 @@ def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig
 def train(model, docs, tokenizer, num_steps, batch_size=None):
     """Train on one document per step (or `batch_size`, in order); yields (step, loss).
 
-    Batches need a stage whose model has `train_batch` (the registry says which).
+    The batched algorithm, defined here once for every stage that batches (the
+    registry's `batched`; their models' `train_batch`): step s trains on the B names
+    that follow the previous step's in the shuffled order (names s*B to s*B + B - 1,
+    cycling), each cut at the block as one name is; the loss is the mean cross-entropy
+    over every real target token of the batch (not a mean of the names' means), and one
+    Adam update follows. A stage may pad the names to one length; padding must change
+    neither the loss nor the gradient. With B = 1 it is the original's step.
     """
     for step in range(num_steps):
         try:

@@ -29,6 +29,8 @@ class Stage:
     batched: bool = False  # its Model has `train_batch`: several names per step
     module: str = ""  # the module's name where it differs from the stage's
     compiled: bool = False  # pays a compiler's start-up cost: never the default run
+    scales: bool = False  # trains large shapes fast enough for the scale benchmark
+    blas: bool = False  # its products go through BLAS: measured with one and two threads
 
     @property
     def module_name(self):
@@ -51,12 +53,15 @@ STAGES = [
         "contiguous numpy core, whole name per step, causal mask",
         ("numpy",),
         batched=True,
+        scales=True,
+        blas=True,
     ),
     Stage(
         "jit",
         "the flat algorithm compiled by numba over float64 arrays",
         ("numba", "numpy"),
         compiled=True,
+        scales=True,
     ),
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage(

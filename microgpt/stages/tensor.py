@@ -15,17 +15,17 @@ every parameter. numpy reduces a short last axis slowly, so sums over rows are
 products with a column of ones and dot products per row use `np.vecdot`. Results
 agree with the baseline to rounding (BLAS sums in another order).
 
-The same code trains on a batch of names padded to the longest one (`train_batch`,
-which `microgpt.train.train` calls with a batch size): padding comes after every real
-position, so the causal mask keeps it out of the real positions and a zero weight
-keeps it out of the loss.
+The same code trains on a batch of names (`train_batch`; the batched algorithm is
+defined in `microgpt.train.train`), padded to the longest one: padding comes after
+every real position, so the causal mask keeps it out of the real positions and a zero
+weight keeps it out of the loss.
 """
 
 from functools import lru_cache, partial
 
 from ..config import AdamConfig
 from ..memory import ONE_HOT_TABLE_MAX
-from ._arrays import ArrayModel, np
+from ._arrays import ArrayModel, blas_threads, np, threads_for
 
 
 class Model(ArrayModel):
@@ -116,6 +116,8 @@ class Model(ArrayModel):
 
     def train_batch(self, token_lists, step, num_steps):
         """One step on the mean loss over every target token of a batch of names."""
+        rows = len(token_lists) * min(self.cfg.block_size, max(map(len, token_lists)))
+        blas_threads.use(threads_for(rows, self.cfg.n_embd))
         with quiet():  # an overflow becomes a non-finite loss, reported by the training loop
             loss = self.loss_and_grad(token_lists)
         self.adam_step(step, num_steps)
