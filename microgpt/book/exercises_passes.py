@@ -1,4 +1,4 @@
-"""Checkers for the exercises of the optimization chapters (06-15) of the book.
+"""Checkers for the exercises of the optimization chapters (06-16) of the book.
 
 Each `check_*` calls the reader's function on small cases with known answers and
 returns a `microgpt.book.exercises.Check`: true when every case passes, shown as
@@ -13,7 +13,10 @@ import random
 import reprlib
 
 from .. import numeric
+from ..config import GPTConfig
 from ..engine import Value
+from ..evaluate import split
+from ..memory import num_params
 from ..stages import flat, tape
 from ..stages.graph import Node
 from .exercises import Wrong, call, checker
@@ -412,8 +415,54 @@ def _check_speedups_on(fn, ms):
             raise Wrong(f"speed-ups: {name}: vs_previous is {vs_prev}, expected {expected_prev}")
 
 
+# ---------------------------------------------------------------------------------------
+# chapter 16: bigger and batched
+
+PARAM_SHAPES = [(1, 16, 16, 27), (4, 64, 16, 27), (2, 8, 6, 30), (3, 12, 32, 100)]
+
+
+@checker
+def check_num_params(fn):
+    """`fn(n_layer, n_embd, block_size, vocab_size) -> int`: the model's parameters."""
+    for n_layer, n_embd, block_size, vocab_size in PARAM_SHAPES:
+        got = _call(fn, n_layer, n_embd, block_size, vocab_size)
+        cfg = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=1, block_size=block_size)
+        expected = num_params(cfg, vocab_size)
+        if got != expected:
+            shape = f"{n_layer} layers x {n_embd}, block {block_size}, vocabulary {vocab_size}"
+            hint = ""
+            if isinstance(got, int) and got == expected - block_size * n_embd:
+                hint = " (the position embeddings: block_size x n_embd)"
+            elif isinstance(got, int) and got == expected - vocab_size * n_embd:
+                hint = " (lm_head is a vocabulary x n_embd matrix of its own)"
+            raise Wrong(f"parameters of {shape}: got {_short(got)}, expected {expected}{hint}")
+    return "parameters: two vocabulary-sized matrices, the positions, 12 n_embd^2 per layer"
+
+
+@checker
+def check_held_out_split(fn):
+    """`fn(docs) -> (train, held_out)`: makemore's split, the held-out names last."""
+    for count in (20, 9, 5000, 32033):
+        docs = [f"name{i}" for i in range(count)]
+        got = _call(fn, list(docs))
+        expected = split(docs)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise Wrong(f"split of {count} names: return (train, held_out), got {_short(got)}")
+        train, held = (list(part) for part in got)
+        if len(held) != len(expected[1]):
+            raise Wrong(
+                f"split of {count} names: {len(held)} held out, expected {len(expected[1])} "
+                "(a tenth, rounded down, and at most 1,000)"
+            )
+        if (train, held) != (list(expected[0]), list(expected[1])):
+            raise Wrong(f"split of {count} names: hold out the last names, train on all the others")
+    return "held-out split: the last tenth of the shuffled names, at most 1,000"
+
+
 __all__ = [
     "check_cross_entropy",
+    "check_held_out_split",
+    "check_num_params",
     "check_dot_backward",
     "check_float_softmax",
     "check_gc_paused",

@@ -7,10 +7,10 @@ time with them). Products of a batch of 512-wide rows are another matter. So num
 loads with one BLAS thread (OpenBLAS and MKL read the count when they load, so it is
 set before the import here), and `blas_threads.use(threads_for(rows, width))` raises
 it through threadpoolctl for a step whose largest product is big enough to share (to
-the cores other processes leave idle), and lowers it again for a small one; the
-scale benchmark of record measures one against two threads per shape (`bench --scale`). A user's own setting of the variables
-stands, and so does the count of a numpy loaded before this module; without
-threadpoolctl (`pip install threadpoolctl`), BLAS keeps one thread.
+the cores other processes leave idle), and lowers it again for a small one; the scale
+benchmark of record measures one against two threads per shape (`bench --scale`). A
+user's own setting of the variables stands, and so does the count of a numpy loaded
+before this module; without threadpoolctl (`pip install threadpoolctl`), BLAS keeps one thread.
 """
 
 import os
