@@ -42,7 +42,7 @@ class Storage:
 ONE_HOT_TABLE_MAX = 512
 
 
-# Measured on CPython 3.11 (tests/test_memory.py keeps each at or above what one step
+# Measured on CPython 3.11 (tests/test_shapes.py keeps each at or above what one step
 # allocates, and within a small factor of it): a `Value` node with its float, gradient
 # and tuples is about 250 bytes, a float in a list 32, a float64 in an array 8.
 STORAGE = {

@@ -16,9 +16,13 @@ class TrainingDiverged(MicrogptError):
     """The loss became NaN or infinite; the message says at which step."""
 
 
-def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig()):
-    """A fresh model of a stage, its weights drawn from `rng` in microgpt's order."""
-    return stage_module.Model(cfg, vocab_size, init_weights(cfg, vocab_size, rng), adam)
+def create_model(stage_module, vocab_size, rng, cfg=GPTConfig(), adam=AdamConfig(), options=None):
+    """A fresh model of a stage, its weights drawn from `rng` in microgpt's order.
+
+    `options`: the keyword options the stage's Model takes (the registry's `options`).
+    """
+    weights = init_weights(cfg, vocab_size, rng)
+    return stage_module.Model(cfg, vocab_size, weights, adam, **(options or {}))
 
 
 def train(model, docs, tokenizer, num_steps, batch_size=None):
@@ -106,13 +110,16 @@ class Run:
     A model that cannot fit in memory is refused before its weights are drawn
     (`microgpt.memory`); so is a batch, before its first step."""
 
-    def __init__(self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig()):
+    def __init__(
+        self, docs, stage_module, seed=42, cfg=GPTConfig(), adam=AdamConfig(), options=None
+    ):
         self.docs, self.rng = shuffled(docs, seed)
         self.tokenizer = Tokenizer.from_docs(self.docs)
         check_memory(stage_module, cfg, self.tokenizer.vocab_size, self.docs)
         # what a twin of the model needs: the generator's state where the weights are drawn
-        self._recipe = (stage_module, cfg, adam, self.rng.getstate())
-        self.model = create_model(stage_module, self.tokenizer.vocab_size, self.rng, cfg, adam)
+        self._recipe = (stage_module, cfg, adam, options, self.rng.getstate())
+        vocab_size = self.tokenizer.vocab_size
+        self.model = create_model(stage_module, vocab_size, self.rng, cfg, adam, options)
 
     def hold_out(self):
         """Take makemore's held-out split off the training names (`microgpt.evaluate`):
@@ -133,10 +140,10 @@ class Run:
 
     def fresh_model(self):
         """A new model with the weights this run's model started from (its untrained twin)."""
-        stage_module, cfg, adam, state = self._recipe
+        stage_module, cfg, adam, options, state = self._recipe
         rng = random.Random()
         rng.setstate(state)
-        return create_model(stage_module, self.tokenizer.vocab_size, rng, cfg, adam)
+        return create_model(stage_module, self.tokenizer.vocab_size, rng, cfg, adam, options)
 
     def train(self, num_steps, batch_size=None):
         if batch_size:

@@ -142,7 +142,7 @@ LAYERS = {
 }
 MEASURING = {"microgpt.tools.timing", "microgpt.tools.report"}
 COMMANDS = {"microgpt.__main__", "microgpt.tools", "microgpt.tools.cli", "microgpt.tools.args"}
-COMMANDS |= {"microgpt.tools.bench", "microgpt.tools.profiling"}
+COMMANDS |= {"microgpt.tools.bench", "microgpt.tools.profiling", "microgpt.tools.distributed"}
 
 
 def layer_of(name):

@@ -138,7 +138,7 @@ def test_a_damaged_scale_section_is_refused(scaled, tmp_path):
         (["--scale", "--steps", "3"], "--scale times each cell for a fixed time; --steps"),
         (["--scale", "--samples", "3"], "--samples does not go with it"),
         (["--scale", "--plot", "x.png"], "--plot does not go with it"),
-        (["--scale", "--stages", "flat"], "larger shapes (tensor, jit), not flat"),
+        (["--scale", "--stages", "flat"], "that take larger shapes (tensor, jit, torch), not flat"),
         (["--scale", "--record", "missing.json"], "--scale adds its section to an existing record"),
     ],
 )

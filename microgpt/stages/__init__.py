@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 from ..errors import MicrogptError
 
+# the values of the options `device` and `dtype` (where `auto` picks CUDA when present)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float64", "float32", "bfloat16")
+
 
 class StageError(MicrogptError):
     """A stage that does not exist or cannot run here; the message says what to do."""
@@ -31,6 +35,8 @@ class Stage:
     compiled: bool = False  # pays a compiler's start-up cost: never the default run
     scales: bool = False  # trains large shapes fast enough for the scale benchmark
     blas: bool = False  # its products go through BLAS: measured with one and two threads
+    options: tuple = ()  # keyword options its Model takes (the CLI's --device, --dtype, ...)
+    parallel: bool = False  # its Model has `distribute`: data-parallel under torchrun
 
     @property
     def module_name(self):
@@ -66,10 +72,14 @@ STAGES = [
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage(
         "torch",
-        "PyTorch float64 with the same Adam: gradient oracle",
+        "PyTorch: autograd, any device and dtype, batches, data-parallel under torchrun",
         ("torch",),
         in_chain=False,
-        module="torch_oracle",
+        batched=True,
+        scales=True,
+        module="pytorch",
+        options=("device", "dtype", "compile"),
+        parallel=True,
     ),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -6,6 +6,7 @@ User mistakes end in one line on stderr (see `microgpt.tools.args`).
 import os
 import random
 import sys
+from contextlib import nullcontext
 
 from .. import checkpoint, stages
 from ..config import AdamConfig, ConfigError, GPTConfig
@@ -20,6 +21,7 @@ from ..train import (
     format_sample,
     format_step,
 )
+from . import distributed
 from .args import (
     ArgumentParser,
     Output,
@@ -116,6 +118,7 @@ def train_parser(prog):
     )
     add_sampling_flags(p)
     add_shape_flags(p)
+    add_engine_flags(p)
     return p
 
 
@@ -149,6 +152,38 @@ def model_config(args, parser):
     return cfg
 
 
+def add_engine_flags(parser):
+    """--device, --dtype, --compile: options of the stages that take them (see the registry)."""
+    takes = ", ".join(s.name for s in stages.STAGES if s.options)
+    parser.add_argument(
+        "--device",
+        choices=stages.DEVICES,
+        help=f"where to train ({takes} only; default auto: CUDA when present, else cpu)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=stages.DTYPES,
+        help=f"precision ({takes} only; default float64; "
+        "bfloat16: float32 weights and Adam, bfloat16 products)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help=f"build the model with torch.compile ({takes} only; a minute to start)",
+    )
+
+
+def engine_options(parser, args, stage):
+    """The engine flags given, as options for the stage's Model; exit 2 where it takes none."""
+    given = {name: getattr(args, name) for name in ("device", "dtype", "compile")}
+    given = {name: value for name, value in given.items() if value}
+    for name in given:
+        if name not in stages.BY_NAME[stage].options:
+            takes = ", ".join(s.name for s in stages.STAGES if name in s.options)
+            parser.error(f"--{name} needs a stage that takes it ({takes}), not {stage}")
+    return given
+
+
 def sample_parser(prog):
     p = ArgumentParser(prog=prog, description="Print names sampled from a saved checkpoint.")
     p.add_argument(
@@ -172,7 +207,9 @@ def names_input(path):
 
 def check_flags(command, args, parser, profiles):
     """What no single flag's type can check, before any work (exit 2): two files that
-    are one, --batch-size with a stage that trains on one name; fills in the stage."""
+    are one, --batch-size with a stage that trains on one name, engine options the stage
+    or this machine cannot take, a torchrun launch that cannot work. Fills in the stage,
+    and for training its options, launch and device."""
     args.stage = args.stage or stages.default_name()
     if command == "train":
         clash = check_distinct_paths({"--save": args.save, **profiles}, names_input(args.data))
@@ -180,14 +217,18 @@ def check_flags(command, args, parser, profiles):
         clash = check_distinct_paths(profiles, {"--load": args.load})
     if clash:
         parser.error(clash)
-    if command == "train" and args.batch_size and not stages.BY_NAME[args.stage].batched:
+    if command != "train":
+        return
+    if args.batch_size and not stages.BY_NAME[args.stage].batched:
         batched = ", ".join(s.name for s in stages.STAGES if s.batched)
         parser.error(
             f"--batch-size needs a stage that trains on batches ({batched}), not {args.stage}"
         )
-    if command == "train":
-        args.cfg = model_config(args, parser)
-        args.adam = AdamConfig(lr=args.learning_rate)
+    args.cfg = model_config(args, parser)
+    args.adam = AdamConfig(lr=args.learning_rate)
+    args.options = engine_options(parser, args, args.stage)
+    args.launch = torchrun_launch(parser, args, args.stage)
+    args.device = engine_device(parser, args.stage, args.options, args.launch)
 
 
 def cmd_train(args):
@@ -199,7 +240,13 @@ def cmd_train(args):
     if args.save:
         chars = Tokenizer.from_docs(dataset.docs).chars
         checkpoint.check_capacity(args.cfg, chars, args.save)
-    run = Run(dataset.docs, module, seed=args.seed, cfg=args.cfg, adam=args.adam)
+    if args.launch:
+        distributed.start(args.launch, args.device)
+    run = Run(
+        dataset.docs, module, seed=args.seed, cfg=args.cfg, adam=args.adam, options=args.options
+    )
+    if args.launch:
+        distributed.distribute(args.launch, run.model)
     if args.eval_every and not run.hold_out():
         raise MicrogptError(
             "--eval-every needs at least 10 names to hold a tenth out; "
@@ -210,11 +257,17 @@ def cmd_train(args):
         say(format_held_out(len(run.held_out), run.bigram_loss()))
     say(f"vocab size: {run.tokenizer.vocab_size}")
     say(f"num params: {run.model.num_params}")
-    for step, loss in run.train(args.steps, args.batch_size):
-        last = step + 1 == args.steps
-        say(format_step(step, args.steps, loss), flush=last and not args.eval_every)
-        if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
-            say(format_eval(step, args.steps, *run.evaluate()), flush=True)
+    launch = args.launch
+    with distributed.guard(launch) if launch else nullcontext():
+        for step, loss in run.train(args.steps, distributed.names_per_step(launch, args)):
+            last = step + 1 == args.steps
+            say(format_step(step, args.steps, loss), flush=last and not args.eval_every)
+            if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
+                say(format_eval(step, args.steps, *run.evaluate()), flush=True)
+    if launch:
+        distributed.stop()
+        if launch.rank:
+            return  # process 0 saves and samples
     save_failed = None
     if args.save:
         try:
@@ -233,6 +286,32 @@ def cmd_train(args):
         raise save_failed
     if say.error:
         raise say.error
+
+
+def torchrun_launch(parser, args, stage):
+    """This process's place in a torchrun launch (None outside one); exit 2 for a launch
+    that cannot work, before PyTorch loads."""
+    try:
+        launch = distributed.launch_from(os.environ)
+        if launch:
+            distributed.check_run(launch, stages.BY_NAME[stage], args.batch_size)
+    except MicrogptError as e:
+        parser.error(str(e))
+    return launch
+
+
+def engine_device(parser, stage, options, launch):
+    """The device the stage's options name (None for a stage without options); exit 2 when
+    this machine or PyTorch build cannot run them."""
+    if not stages.BY_NAME[stage].options:
+        return None
+    try:
+        device = stages.load(stage).check_options(**options)
+        if launch:
+            distributed.check_device(launch, device)
+    except MicrogptError as e:  # an unavailable option (StageError) or a LaunchError
+        parser.error(str(e))
+    return device
 
 
 def cmd_sample(args):
@@ -259,6 +338,7 @@ def cmd_stages(args):
 def main(argv=None):
     """Entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    distributed.silence(os.environ)  # torchrun's processes other than 0 print nothing
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "train"
     prog = f"python -m microgpt {command}"
     if command == "bench":

@@ -5,6 +5,7 @@ tests/stages/test_every_stage.py)."""
 import pytest
 from helpers import CFG, DOCS, assert_close, load_or_skip, setup
 
+from microgpt import stages
 from microgpt.tools.cli import main
 from microgpt.train import train
 
@@ -41,7 +42,10 @@ def test_batch_size_flag_needs_the_tensor_stage(capsys):
         main(["--stage", "flat", "--batch-size", "4", "--steps", "1"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--batch-size needs a stage that trains on batches (tensor)" in err[0]
+    batched = ", ".join(s.name for s in stages.STAGES if s.batched)  # tensor, torch
+    assert (
+        len(err) == 1 and f"--batch-size needs a stage that trains on batches ({batched})" in err[0]
+    )
 
 
 def test_batch_size_flag_trains_the_tensor_stage(names_path, capsys):
