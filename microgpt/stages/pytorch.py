@@ -268,6 +268,16 @@ class Model:
             ) from None
 
     @torch.no_grad()
+    def batch_loss(self, token_lists):
+        """The mean cross-entropy over every real target token of a batch, forward only
+        (the held-out loss, `microgpt.evaluate`): the plain module, whatever trains."""
+        self.use_threads()
+        ids, targets = self.batch_tensors(token_lists)
+        with self.autocast():
+            total = self.net(ids, targets)
+        return total.item() / sum(self.cfg.positions(len(tokens)) for tokens in token_lists)
+
+    @torch.no_grad()
     def adam_step(self, step, num_steps):
         """The baseline's Adam, formula for formula, on every matrix at once; then the
         gradients are cleared."""

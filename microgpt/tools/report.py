@@ -393,7 +393,8 @@ def scale_method_note(section):
         "heads, block 16; tokens/s: positions trained on (each predicting the next "
         "token) per second of wall time; CPU ms/step adds every thread's time; spread: "
         "interquartile range / median of the rounds' ms/step; BLAS threads held at 1 or 2 "
-        "for the stages whose products go through BLAS (- where compiled loops do them); "
+        "for the stages whose products go through numpy's BLAS (-: the stage's own choice, "
+        "compiled loops in jit, PyTorch's threads by width in torch); "
         f"{section.get('memory', SCALE_MEMORY_NOTE)}"
     )
 
