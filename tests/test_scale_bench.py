@@ -8,10 +8,12 @@ seconds; the grid of record is the registry's stages over `timing.SCALE_SHAPES`.
 import contextlib
 import io
 import json
+import shutil
 import types
 
 import pytest
 from helpers import ROOT, load_or_skip
+from test_bench import bench_command, makefile_command
 
 from microgpt import stages
 from microgpt.stages import _arrays
@@ -227,3 +229,41 @@ def test_blas_threads_are_set_through_threadpoolctl():
     finally:
         blas.use(1)
     assert blas_counts() == {1}
+
+
+@pytest.mark.slow
+def test_make_scale_table_as_typed_adds_the_section_and_the_readme_table(names_path, tmp_path):
+    """`make scale-table` (one stage, one round: the grid of record, a minute or so) in a
+    copy of the repository's record and README: the section joins the record, the stage
+    table stays, the README's second table is its rendering and nothing else changes."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    narrower = ["--stages", "tensor", "--repeat", "1"]
+    python, args = makefile_command("scale-table", ["ARGS=" + " ".join(narrower)])
+    assert args[:1] == ["--scale"] and args[-len(narrower) :] == narrower
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    (tmp_path / "microgpt" / "tools").mkdir(parents=True)
+    record_path = tmp_path / "microgpt" / "tools" / "record.json"
+    record_path.write_bytes((ROOT / "microgpt" / "tools" / "record.json").read_bytes())
+    before = report.read_record(record_path)
+    done = bench_command(args, tmp_path, names_path, python)
+    assert done.returncode == 0, done.stderr
+    record = report.read_record(record_path)
+    assert record["stages"] == before["stages"]
+    cells = record["scale"]["cells"]
+    assert {c["stage"] for c in cells} == {"tensor"}
+    shapes = {(c["n_embd"], c["n_layer"]) for c in cells}
+    assert shapes == set(timing.SCALE_SHAPES)
+    assert {(c["batch_size"], c["blas_threads"]) for c in cells} == {
+        (1, 1),
+        (1, 2),
+        (32, 1),
+        (32, 2),
+    }
+    assert all(c["tokens_per_s"] > 0 and len(c["rounds"]) == 1 for c in cells)
+    updated = (tmp_path / "README.md").read_text(encoding="utf-8")
+    table = report.table_in(updated, "README.md", (report.SCALE_START, report.SCALE_END))
+    assert table == report.render_scale_markdown(record["scale"])
+    old = report.table_in(readme, "README.md", (report.SCALE_START, report.SCALE_END))
+    assert updated.replace(table, "", 1) == readme.replace(old, "", 1)
