@@ -46,7 +46,7 @@ def source(cell):
 def test_toc_lists_the_chapters_numbered_in_order_and_each_exists():
     files = toc_files()
     assert files[0] == "book/00_preface"
-    assert files[-1].endswith("_results")
+    assert "book/15_results" in files  # the results close part three; part four scales
     numbers = [int(Path(f).name[:2]) for f in files]
     assert numbers == list(range(len(files))), f"_toc.yml chapters: {files}"
     missing = [f for f in files if not (ROOT / f"{f}.ipynb").is_file()]

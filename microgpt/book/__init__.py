@@ -6,7 +6,7 @@ site builder, the notebook runner, the HTML badges and the tests.
 
 from pathlib import Path
 
-CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"  # 00_preface.ipynb ... 15_results.ipynb
+CHAPTER_GLOB = "[0-9][0-9]_*.ipynb"  # 00_preface.ipynb ... 16_bigger.ipynb
 
 
 def chapters(book_dir):

@@ -13,10 +13,8 @@ import random
 import reprlib
 
 from .. import numeric
-from ..config import GPTConfig
 from ..engine import Value
 from ..evaluate import split
-from ..memory import num_params
 from ..stages import flat, tape
 from ..stages.graph import Node
 from .exercises import Wrong, call, checker
@@ -418,25 +416,32 @@ def _check_speedups_on(fn, ms):
 # ---------------------------------------------------------------------------------------
 # chapter 16: bigger and batched
 
-PARAM_SHAPES = [(1, 16, 16, 27), (4, 64, 16, 27), (2, 8, 6, 30), (3, 12, 32, 100)]
+# (each name's mean loss per token, its number of target tokens): batches to check with
+BATCHES = [
+    ([2.0, 3.0], [1, 3]),
+    ([2.5, 1.0, 4.0, 3.25], [6, 2, 15, 4]),
+    ([3.3], [7]),
+    ([1.5, 1.5, 1.5], [3, 9, 5]),
+]
 
 
 @checker
-def check_num_params(fn):
-    """`fn(n_layer, n_embd, block_size, vocab_size) -> int`: the model's parameters."""
-    for n_layer, n_embd, block_size, vocab_size in PARAM_SHAPES:
-        got = _call(fn, n_layer, n_embd, block_size, vocab_size)
-        cfg = GPTConfig(n_layer=n_layer, n_embd=n_embd, n_head=1, block_size=block_size)
-        expected = num_params(cfg, vocab_size)
-        if got != expected:
-            shape = f"{n_layer} layers x {n_embd}, block {block_size}, vocabulary {vocab_size}"
-            hint = ""
-            if isinstance(got, int) and got == expected - block_size * n_embd:
-                hint = " (the position embeddings: block_size x n_embd)"
-            elif isinstance(got, int) and got == expected - vocab_size * n_embd:
-                hint = " (lm_head is a vocabulary x n_embd matrix of its own)"
-            raise Wrong(f"parameters of {shape}: got {_short(got)}, expected {expected}{hint}")
-    return "parameters: two vocabulary-sized matrices, the positions, 12 n_embd^2 per layer"
+def check_batch_loss(fn):
+    """`fn(losses, counts) -> float`: the loss of a batch, the mean over all its tokens."""
+    for losses, counts in BATCHES:
+        got = _call(fn, list(losses), list(counts))
+        expected = sum(loss * count for loss, count in zip(losses, counts)) / sum(counts)
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            raise Wrong(f"batch_loss({losses}, {counts}) should be a number, got {_short(got)}")
+        if abs(got - expected) <= TOLERANCE:
+            continue
+        hint = ""
+        if abs(got - sum(losses) / len(losses)) <= TOLERANCE:
+            hint = ": that is the mean of the names' means; weigh each name by its tokens"
+        elif abs(got - sum(loss * count for loss, count in zip(losses, counts))) <= TOLERANCE:
+            hint = ": that is the sum over the tokens; divide by how many there are"
+        raise Wrong(f"batch_loss({losses}, {counts}) = {_short(got)}, expected {expected}{hint}")
+    return "batch loss: the mean over every token of the batch, long names weighing more"
 
 
 @checker
@@ -446,8 +451,14 @@ def check_held_out_split(fn):
         docs = [f"name{i}" for i in range(count)]
         got = _call(fn, list(docs))
         expected = split(docs)
-        if not (isinstance(got, tuple) and len(got) == 2):
-            raise Wrong(f"split of {count} names: return (train, held_out), got {_short(got)}")
+        if not (
+            isinstance(got, (tuple, list))
+            and len(got) == 2
+            and all(isinstance(part, (list, tuple)) for part in got)
+        ):
+            raise Wrong(
+                f"split of {count} names: return (train, held_out), two lists, got {_short(got)}"
+            )
         train, held = (list(part) for part in got)
         if len(held) != len(expected[1]):
             raise Wrong(
@@ -460,9 +471,9 @@ def check_held_out_split(fn):
 
 
 __all__ = [
+    "check_batch_loss",
     "check_cross_entropy",
     "check_held_out_split",
-    "check_num_params",
     "check_dot_backward",
     "check_float_softmax",
     "check_gc_paused",
