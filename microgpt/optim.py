@@ -31,8 +31,9 @@ class Adam:
 def adam_on_floats(params, grads, m, v, cfg, step, num_steps):
     """`Adam.step` over flat lists of floats: (params, m, v) after one update, as new lists.
 
-    Formula for formula the same update; three list comprehensions run several times
-    faster than one loop that indexes all four lists.
+    Formula for formula the same update, as three list comprehensions over zipped
+    lists instead of one loop that indexes all four: no index arithmetic per number.
+    Chapter 12's breakdown shows what the optimizer costs per step.
     """
     b1, b2, eps = cfg.beta1, cfg.beta2, cfg.eps
     c1, c2 = 1 - b1, 1 - b2

@@ -90,51 +90,100 @@ def _document(width, height, body):
     )
 
 
-def graph_svg(root, labels=None, grads=True):
-    """The graph under `root`, inputs at the top and `root` at the bottom: one row per
-    depth, each node a box with its op (or its name in `labels`), data and grad."""
-    labels = labels or {}
+BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 112, 40, 14, 30, 12
+LANE_W = 16  # the width an edge takes where it passes through a row of boxes
+
+
+class Lane:
+    """A point where an edge crosses a row it has no box in (a dummy node of the
+    layered layout): rows are laid out with lanes as with boxes, so no box sits there."""
+
+    def __init__(self):
+        self._children = ()
+
+
+def graph_layout(root):
+    """(boxes, edges, width, height): the top-left corner of each node's box, and each
+    edge as the polyline from the child's box down to its parent's.
+
+    A layered drawing (Sugiyama): one row per depth; an edge that skips rows passes
+    each of them through a lane of its own, so edges never cross a box.
+    """
     depth = depths(root)
     parents = {node: [] for node in depth}
     for node in depth:
         for child in node._children:
             parents[child].append(node)
-    col_of = {}
+    row_of = {}
     for node in reversed(list(depth)):  # parents before children
-        # an inner node sits at its depth; an input just left of its first use
+        # an inner node sits at its depth; an input just above its first use
         inner = node._children or not parents[node]
-        col_of[node] = depth[node] - 1 if inner else min(col_of[p] for p in parents[node]) - 1
-    columns = [[] for _ in range(depth[root])]
+        row_of[node] = depth[node] - 1 if inner else min(row_of[p] for p in parents[node]) - 1
+    rows = [[] for _ in range(depth[root])]
     for node in depth:
-        columns[col_of[node]].append(node)
-    row = {}
-
-    def place(col):
-        row.update((node, i - (len(col) - 1) / 2) for i, node in enumerate(col))
-
-    for col in columns:
-        place(col)
-    for _ in range(4):  # barycentre sweeps: each node near its neighbours, fewer crossings
-        for col in columns + columns[::-1]:
-            col.sort(key=lambda n: _mean([row[m] for m in n._children + tuple(parents[n])]))
-            place(col)
-    box_w, box_h, gap_x, gap_y, margin = 112, 40, 14, 30, 12
-    widest = max(len(column) for column in columns)
-    width = 2 * margin + widest * box_w + (widest - 1) * gap_x
-    height = 2 * margin + len(columns) * box_h + (len(columns) - 1) * gap_y
-    where = {}
-    for ci, column in enumerate(columns):  # one row per depth, inputs at the top
-        left = margin + (width - 2 * margin - (len(column) * (box_w + gap_x) - gap_x)) / 2
-        for ri, node in enumerate(column):
-            where[node] = (left + ri * (box_w + gap_x), margin + ci * (box_h + gap_y))
-    edges, boxes = [], []
-    for node, (x, y) in where.items():
+        rows[row_of[node]].append(node)
+    above, below = {}, {}  # each item's neighbours in the rows above and below
+    chains = []  # [child, lanes..., parent] per edge
+    for node in depth:
         for child in node._children:
-            cx, cy = where[child]
-            edges.append(
-                f'<line x1="{cx + box_w / 2:.1f}" y1="{cy + box_h:.1f}" x2="{x + box_w / 2:.1f}" '
-                f'y2="{y:.1f}" stroke="#555" marker-end="url(#arrow)"/>'
-            )
+            lanes = [Lane() for _ in range(row_of[child] + 1, row_of[node])]
+            for row, lane in enumerate(lanes, start=row_of[child] + 1):
+                rows[row].append(lane)
+            path = [child, *lanes, node]
+            for upper, lower in zip(path, path[1:]):
+                below.setdefault(upper, []).append(lower)
+                above.setdefault(lower, []).append(upper)
+            chains.append(path)
+    order = {}
+
+    def place(row):
+        order.update((item, i - (len(row) - 1) / 2) for i, item in enumerate(row))
+
+    for row in rows:
+        place(row)
+    for _ in range(4):  # barycentre sweeps: each item near its neighbours, fewer crossings
+        for row in rows + rows[::-1]:
+            row.sort(key=lambda n: _mean([order[m] for m in above.get(n, []) + below.get(n, [])]))
+            place(row)
+
+    def span(item):
+        return LANE_W if isinstance(item, Lane) else BOX_W
+
+    widths = [sum(map(span, row)) + GAP_X * (len(row) - 1) for row in rows]
+    width = 2 * MARGIN + max(widths)
+    height = 2 * MARGIN + len(rows) * BOX_H + (len(rows) - 1) * GAP_Y
+    where = {}
+    for ri, (row, row_width) in enumerate(zip(rows, widths)):
+        x = MARGIN + (width - 2 * MARGIN - row_width) / 2
+        for item in row:
+            where[item] = (x, MARGIN + ri * (BOX_H + GAP_Y))
+            x += span(item) + GAP_X
+    edges = []
+    for child, *lanes, parent in chains:
+        cx, cy = where[child]
+        points = [(cx + BOX_W / 2, cy + BOX_H)]
+        for lane in lanes:
+            lx, ly = where[lane]
+            points += [(lx + LANE_W / 2, ly), (lx + LANE_W / 2, ly + BOX_H)]
+        px, py = where[parent]
+        edges.append(points + [(px + BOX_W / 2, py)])
+    boxes = {node: where[node] for node in depth}
+    return boxes, edges, width, height
+
+
+def graph_svg(root, labels=None, grads=True):
+    """The graph under `root`, inputs at the top and `root` at the bottom: one row per
+    depth, each node a box with its op (or its name in `labels`), data and grad."""
+    labels = labels or {}
+    where, lines, width, height = graph_layout(root)
+    edges, boxes = [], []
+    for points in lines:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        edges.append(
+            f'<polyline points="{path}" fill="none" stroke="#555" marker-end="url(#arrow)"/>'
+        )
+    box_w, box_h = BOX_W, BOX_H
+    for node, (x, y) in where.items():
         name = labels.get(node) or op_label(node) or "leaf"
         fill = "#dbe8f6" if node._children else "#f6ecd0"
         numbers = f"{node.data:.3g} | grad {node.grad:.3g}" if grads else f"{node.data:.3g}"
@@ -145,7 +194,7 @@ def graph_svg(root, labels=None, grads=True):
             + _text(x + box_w / 2, y + 32, numbers, 11)
             + "</g>"
         )
-    summary = f"computation graph: {len(depth)} nodes, depth {depth[root]}"
+    summary = f"computation graph: {len(where)} nodes, depth {graph_depth(root)}"
     return Svg(_document(width, height, edges + boxes), summary)
 
 

@@ -67,6 +67,7 @@ STAGES = [
         "the flat algorithm compiled by numba over float64 arrays",
         ("numba", "numpy"),
         compiled=True,
+        batched=True,
         scales=True,
     ),
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),

@@ -1,16 +1,13 @@
 """Stage `gc`: the cyclic garbage collector is switched off while a step runs.
 
-Every graph node and children tuple is a new container object, and CPython starts
-a young collection whenever enough of them are new (the first threshold of
-`gc.get_threshold()`). A collection of the oldest generation walks every live
-container object — most of them this step's graph, which cannot be garbage yet; the
-young generations walk only the objects allocated since the last collection. The
-graph has no cycles, so reference counting frees all of it when the step ends; the
-collector finds nothing. Here it is
-paused for the step and resumed afterwards (so cycles made elsewhere are still
-collected, between steps). With the collector quiet, the node pool of the `graph`
-stage no longer pays for itself, so this stage recycles no nodes. Chapter 11
-measures both choices, and `gc.freeze()`, which was tried and not kept.
+Every graph node and children tuple is a new container object, and each batch of
+them starts a collection that walks the step's graph (chapter 11 tells how, for
+CPython 3.11 and since). The graph has no cycles, so reference counting frees all of
+it when the step ends; the collector finds nothing. Here it is paused for the step
+and resumed afterwards (so cycles made elsewhere are still collected, between
+steps). With the collector quiet, the node pool of the `graph` stage no longer pays
+for itself, so this stage recycles no nodes. Chapter 11 measures both choices, and
+`gc.freeze()`, which was tried and not kept.
 
 (The module is `gc_pause`, not `gc`, so that it never shadows the standard library's.)
 """

@@ -20,11 +20,9 @@ a model whose `recycles` is False keeps nothing (the `gc` stage's choice). The p
 belongs to this module: `empty_pool` lets every spare node go, as a fresh process
 starts, and `pool_size` says how many wait. One would expect no gain, since
 CPython's small-object allocator is fast. The cost it saves is the cyclic garbage
-collector's: a young collection starts after every 700 new container objects, and
-a recycled node is not a new object. (A collection of the oldest generation walks
-every live container object, most of them this step's graph, pooled nodes included;
-the young generations walk only the objects allocated since the last collection.)
-Chapter 07 measures pooling with the collector on and off.
+collector's: in CPython 3.11 a young collection starts after every 700 new
+container objects, and a recycled node is not a new object (chapter 11 tells the
+collector's story). Chapter 07 measures pooling with the collector on and off.
 """
 
 import itertools

@@ -1,14 +1,14 @@
 """Side variant `threads`: the `gc` stage with the attention heads on a thread pool.
 
-The Go port ran the heads (and q, k, v) concurrently. In CPython only one thread
-runs Python bytecode at a time (the GIL), and building graph nodes is nothing but
-bytecode, so the heads cannot overlap; handing each head to a worker adds a
-queue, a lock and a thread switch per head per position. The heads build disjoint
-nodes and are joined in order, so the graph, the losses and the names are the
-same as `gc`'s. Like `gc`, it recycles no nodes: a free list shared by the workers
-would need a lock. Chapter 11 measures it in wall and CPU time, and explains why
-processes do not help either (a graph cannot be shared between processes). So this
-stays a side variant, never the default.
+The Go port ran q, k, v and the heads concurrently where the work was large
+enough. In CPython only one thread runs Python bytecode at a time (the GIL), and
+building graph nodes is nothing but bytecode, so the heads cannot overlap; handing
+each head to a worker adds a queue, a lock and a thread switch per head per
+position. The heads build disjoint nodes and are joined in order, so the graph, the
+losses and the names are the same as `gc`'s. Like `gc`, it recycles no nodes: a free
+list shared by the workers would need a lock. Chapter 11 measures it in wall and CPU
+time, and explains why processes do not help either (a graph cannot be shared
+between processes). So this stays a side variant, never the default.
 """
 
 from concurrent.futures import ThreadPoolExecutor

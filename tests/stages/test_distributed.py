@@ -112,6 +112,16 @@ def finish(procs):
     return results
 
 
+def wait_for_torch_to_load(proc):
+    """Return once the process has mapped PyTorch's library: it is importing torch (or
+    has just done so), past the interpreter's own start, where Ctrl-C is Python's."""
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + ENDS_WITHIN
+    while "libtorch" not in maps.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.005)
+
+
 def first_line(proc, prefix):
     """Read the process's stdout up to a line that starts with `prefix` (training is on)."""
     for line in proc.stdout:
@@ -332,7 +342,8 @@ def test_ctrl_c_ends_every_process_with_130_and_one_line(launch, names_path, whe
     if when == "while training":
         first_line(procs[0], "step ")
     else:
-        time.sleep(1.0)
+        for proc in procs:
+            wait_for_torch_to_load(proc)
     os.killpg(procs[0].pid, signal.SIGINT)  # the whole group, as a terminal sends it
     results = finish(procs)
     assert [code for code, _, _ in results] == [130, 130]

@@ -11,6 +11,8 @@ import pytest
 from helpers import CFG, ROOT, assert_close, baseline_grads, load_or_skip, setup
 
 from microgpt import stages
+from microgpt.config import GPTConfig
+from microgpt.train import Run
 
 needs_numba = pytest.mark.skipif(
     bool(stages.missing_requirements(stages.BY_NAME["jit"])),
@@ -30,10 +32,26 @@ def jit():
 def test_a_name_longer_than_the_block_matches_baseline_autograd(jit):
     tok, weights = setup()
     tokens = tok.encode("mackenzieisabella")  # 18 tokens: training stops at position 16
-    loss, grad = jit.Model(CFG, tok.vocab_size, weights).loss_and_grad(tokens)
+    model = jit.Model(CFG, tok.vocab_size, weights)
+    loss = model.loss_and_grad([tokens])
     base_loss, base_grad, _ = baseline_grads(weights, tok.vocab_size, tokens)
     assert loss == pytest.approx(base_loss, abs=1e-13)
-    assert_close(grad.tolist(), base_grad)
+    assert_close(model.grads.tolist(), base_grad)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [GPTConfig(), GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=6)],
+    ids=["default", "2x8x2-block6"],
+)
+@pytest.mark.parametrize("batch_size", [3, 32])
+def test_batches_equal_tensors(names_docs, jit, cfg, batch_size):
+    """The one batched algorithm: B names per step, the mean over every real token
+    (`tensor` pads and masks; jit loops over each name's own positions)."""
+    runs = [Run(names_docs, stage, cfg=cfg) for stage in (load_or_skip("tensor"), jit)]
+    expected, got = ([loss for _, loss in run.train(30, batch_size)] for run in runs)
+    assert max(abs(a - b) for a, b in zip(got, expected)) <= 1e-12
+    assert runs[1].sample(5) == runs[0].sample(5)
 
 
 # ---------------------------------------------------------------------------
@@ -45,7 +63,7 @@ import json
 from microgpt.stages import jit
 from microgpt.train import losses_and_samples
 losses, names = losses_and_samples(["emma", "olivia", "ava", "mia"], jit, 2, num_samples=1)
-stats = {f.__name__: f.stats for f in (jit.train_step, jit.next_probs, jit.new_trace)}
+stats = {f.__name__: f.stats for f in (jit.train_name, jit.next_probs)}
 print(json.dumps({
     "losses": losses,
     "names": names,
@@ -76,7 +94,7 @@ def test_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
     env = clean_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     first, first_err = tiny_run(env)
     assert set(first["misses"].values()) == {1} and set(first["hits"].values()) == {0}
-    assert list((tmp_path / "numba").rglob("jit.train_step-*.nbi"))  # the cache's index
+    assert list((tmp_path / "numba").rglob("jit.train_name-*.nbi"))  # the cache's index
     second, second_err = tiny_run(env)
     assert set(second["hits"].values()) == {1}, second
     assert set(second["misses"].values()) == {0}, second  # nothing compiled again
