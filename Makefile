@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test check lint format bench readme-table readme-data-parallel readme-torch-engines microbench clean
+.PHONY: run test check lint format bench readme-table scale-table readme-data-parallel readme-torch-engines microbench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit("microgpt-book needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -62,6 +62,12 @@ bench: $(VENV)/.installed-run
 # `python -m microgpt bench --from-record microgpt/tools/record.json` prints it again.
 readme-table: $(VENV)/.installed
 	$(PY) -m microgpt bench --steps 20 --repeat 7 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
+
+# The scale section of the record (tokens/s over widths 16 to 512, batches 1 and 32, for
+# the stages that take larger shapes) and the README's second table: a few minutes. It is
+# added to the record `make readme-table` wrote, which keeps it when it runs again.
+scale-table: $(VENV)/.installed
+	$(PY) -m microgpt bench --scale --repeat 5 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
 
 # The data-parallel section of the record (PyTorch: one process and two, widths 16 and 256,
 # each round a fresh torchrun launch) and the README's table of it: about 10 minutes.

@@ -8,7 +8,7 @@ import json
 import math
 
 from . import files
-from .config import GPTConfig
+from .config import ConfigError, GPTConfig
 from .data import is_name_char, wide_encoding
 from .errors import MicrogptError
 from .model import param_shapes
@@ -43,13 +43,23 @@ MAX_VOCAB = 65536
 MAX_PARAMS = 10_000_000
 
 
-def check_vocabulary(chars, path):
-    """A `CheckpointError` unless a checkpoint can hold a vocabulary of `chars`: called
-    before training, so that `--save PATH` does not fail after the run."""
+def check_capacity(cfg, chars, path):
+    """A `CheckpointError` unless a checkpoint can hold a model of this shape and a
+    vocabulary of `chars`: called before training, so that `--save PATH` does not write
+    a file that `--load` would refuse, after the run."""
     if len(chars) >= MAX_VOCAB:
         raise CheckpointError(
             f"--save {path}: the names use {len(chars):,} distinct "
             f"characters; a checkpoint holds fewer than {MAX_VOCAB:,}"
+        )
+    for name, limit in LIMITS.items():
+        if getattr(cfg, name) > limit:
+            raise CheckpointError(f"--save {path}: a checkpoint holds {name} up to {limit:,}")
+    size = sum(rows * cols for _, rows, cols in param_shapes(cfg, len(chars) + 1))
+    if size > MAX_PARAMS:
+        raise CheckpointError(
+            f"--save {path}: this model has {size:,} parameters; "
+            f"a checkpoint holds at most {MAX_PARAMS:,}"
         )
 
 
@@ -87,7 +97,10 @@ def load(path):
 
 
 def check_config(config):
-    """A `GPTConfig` from the checkpoint's dict, or ValueError saying which field is wrong."""
+    """A `GPTConfig` from the checkpoint's dict, or ValueError saying which field is wrong.
+
+    The sizes are bounded first: a file is untrusted, and its shape must not ask for
+    more than a checkpoint can hold."""
     fields = GPTConfig().to_dict()
     if not isinstance(config, dict) or set(config) != set(fields):
         raise ValueError(f"config must have exactly the fields {', '.join(fields)}")
@@ -95,12 +108,13 @@ def check_config(config):
         value = config[name]
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
             raise ValueError(f"config {name} must be a whole number from 1 to {limit}")
-    if config["n_embd"] % config["n_head"]:
-        raise ValueError("config n_embd must be a multiple of n_head")
     std = config["init_std"]
     if not isinstance(std, (int, float)) or isinstance(std, bool) or not 0 <= std < 1e3:
         raise ValueError("config init_std must be a number from 0 to 1000")
-    return GPTConfig(**config)
+    try:  # the shape's own checks, the same as for the command line and the Python API
+        return GPTConfig(**config)
+    except ConfigError as e:
+        raise ValueError(f"config {e}") from None
 
 
 def check_chars(chars):

@@ -78,6 +78,8 @@ def rmsnorm(x):
 class GPT:
     """The baseline model: every number is a `Value`, every op a graph node."""
 
+    memory_kind = "values"  # how it stores its numbers: see `microgpt.memory`
+
     def __init__(self, cfg, vocab_size, weights, adam=AdamConfig()):
         self.cfg = cfg
         self.vocab_size = vocab_size

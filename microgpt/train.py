@@ -8,6 +8,8 @@ from .arguments import ArgumentError, checked, instance, optional, shown, temper
 from .config import AdamConfig, GPTConfig
 from .data import Tokenizer, names
 from .errors import MicrogptError, single_line
+from .evaluate import bigram_loss, mean_loss, split
+from .memory import check_fits
 from .model import init_weights
 from .sampling import sample_names
 
@@ -61,9 +63,16 @@ def check_batches(model, batch_size):
 def train(model, docs, tokenizer, num_steps, batch_size=None):
     """Train on one document per step (or `batch_size`, in order); yields (step, loss).
 
-    Batches need a stage whose model has `train_batch` (the registry says which); that
-    is checked when the first step is asked for. The other arguments are checked at
-    the call (`@checked`), before any step.
+    The batched algorithm, defined here once for every stage that batches (the
+    registry's `batched`; their models' `train_batch`): step s trains on the B names
+    that follow the previous step's in the shuffled order (names s*B to s*B + B - 1,
+    cycling), each cut at the block as one name is; the loss is the mean cross-entropy
+    over every real target token of the batch (not a mean of the names' means), and one
+    Adam update follows. A stage may pad the names to one length; padding must change
+    neither the loss nor the gradient. With B = 1 it is the original's step.
+
+    Batches need a stage whose model has `train_batch`; that is checked when the
+    first step is asked for. The other arguments are checked at the call (`@checked`).
     """
     check_batches(model, batch_size)
     for step in range(num_steps):
@@ -90,6 +99,19 @@ def train(model, docs, tokenizer, num_steps, batch_size=None):
 def format_step(step, num_steps, loss):
     """The original's log line; kept byte for byte so runs can be diffed."""
     return f"step {step + 1:4d} / {num_steps:4d} | loss {loss:.4f}"
+
+
+def format_eval(step, num_steps, train_loss, held_out_loss):
+    """`--eval-every`'s line: after the step line of the same step, told apart by its word."""
+    return (
+        f"eval {step + 1:4d} / {num_steps:4d} | train {train_loss:.4f} | "
+        f"held-out {held_out_loss:.4f}"
+    )
+
+
+def format_held_out(count, bigram):
+    """`--eval-every`'s line under `num docs`: the held-out names and the bigram's loss on them."""
+    return f"held-out docs: {count} | bigram loss {bigram:.4f}"
 
 
 def format_sample(index, name):
@@ -129,8 +151,19 @@ def long_names_note(docs, cfg):
     )
 
 
+def check_memory(stage_module, cfg, vocab_size, docs, batch_size=None):
+    """A `MemoryLimitError` (with the estimate and the limit) unless a model of the
+    stage, trained on `batch_size` of `docs` per step, fits in memory."""
+    positions = max(map(len, docs), default=0) + 1  # BOS, the longest name, BOS
+    kind = getattr(stage_module.Model, "memory_kind", None)
+    return check_fits(kind, cfg, vocab_size, batch_size or 1, positions)
+
+
 class Run:
-    """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original."""
+    """One microgpt run, step by step: seed, shuffle, tokenizer, model, as the original.
+
+    A model that cannot fit in memory is refused before its weights are drawn
+    (`microgpt.memory`); so is a batch, before its first step."""
 
     @checked(
         docs=names,
@@ -148,10 +181,28 @@ class Run:
         if note:  # once per run: Python shows a warning once per place it is raised
             warnings.warn(note, LongNamesWarning, stacklevel=3)
         self.tokenizer = Tokenizer.from_docs(self.docs)
+        check_memory(stage_module, cfg, self.tokenizer.vocab_size, self.docs)
         # what a twin of the model needs: the generator's state where the weights are drawn
         self._recipe = (stage_module, cfg, adam, options, self.rng.getstate())
         vocab_size = self.tokenizer.vocab_size
         self.model = create_model(stage_module, vocab_size, self.rng, cfg, adam, options)
+
+    def hold_out(self):
+        """Take makemore's held-out split off the training names (`microgpt.evaluate`):
+        the last tenth of the shuffled names, at most 1,000. Returns them; the first
+        names the run trains on stay the same."""
+        self.docs, self.held_out = split(self.docs)
+        return self.held_out
+
+    def evaluate(self):
+        """(the model's loss on the first training names, on the held-out names), as many
+        of each: the names steps 1, 2, ... train on, beside names it never sees."""
+        seen = self.docs[: len(self.held_out)]
+        return tuple(mean_loss(self.model, d, self.tokenizer) for d in (seen, self.held_out))
+
+    def bigram_loss(self):
+        """The counting bigram's loss on the held-out names, counted on the training names."""
+        return bigram_loss(self.docs, self.held_out, self.tokenizer)
 
     def fresh_model(self):
         """A new model with the weights this run's model started from (its untrained twin)."""
@@ -162,6 +213,9 @@ class Run:
 
     @checked(num_steps=whole(1), batch_size=optional(whole(1)))
     def train(self, num_steps, batch_size=None):
+        if batch_size:
+            stage_module, cfg = self._recipe[:2]
+            check_memory(stage_module, cfg, self.tokenizer.vocab_size, self.docs, batch_size)
         return train(self.model, self.docs, self.tokenizer, num_steps, batch_size)
 
     @checked(num_samples=whole(0), temperature=temperature)

@@ -46,12 +46,9 @@ def source(cell):
 def test_toc_lists_the_chapters_numbered_in_order_and_each_exists():
     files = toc_files()
     assert files[0] == "book/00_preface"
+    assert "book/15_results" in files  # the results close part three; part four scales
     numbers = [int(Path(f).name[:2]) for f in files]
-    assert numbers == sorted(set(numbers)), f"_toc.yml chapters out of order: {files}"
-    (last,) = [i for i, f in enumerate(files) if f.endswith("_results")]
-    # up to the results every number is there; after it, the other engines' chapters (17
-    # on: chapter 16, bigger models, is written on its own)
-    assert numbers[: last + 1] == list(range(last + 1)), f"_toc.yml chapters: {files}"
+    assert numbers == list(range(len(files))), f"_toc.yml chapters: {files}"
     missing = [f for f in files if not (ROOT / f"{f}.ipynb").is_file()]
     assert not missing, f"listed in _toc.yml but not in book/: {missing}"
 

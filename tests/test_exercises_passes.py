@@ -1,4 +1,4 @@
-"""The exercise checkers of chapters 06-15 accept right answers and name what is wrong."""
+"""The exercise checkers of chapters 06-16 accept right answers and name what is wrong."""
 
 import contextlib
 import gc
@@ -9,10 +9,12 @@ from pathlib import Path
 
 from microgpt import numeric
 from microgpt.book.exercises_passes import (
+    check_batch_loss,
     check_cross_entropy,
     check_dot_backward,
     check_float_softmax,
     check_gc_paused,
+    check_held_out_split,
     check_linear_backward,
     check_mul_op,
     check_rmsnorm_backward,
@@ -21,6 +23,7 @@ from microgpt.book.exercises_passes import (
     check_topological_order,
 )
 from microgpt.engine import Value, topological_order
+from microgpt.evaluate import split
 from microgpt.stages import graph, tape
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
@@ -463,3 +466,59 @@ def test_mul_op_not_written_yet_says_so():
 
     fails(check_mul_op, Todo, "not written yet")
     fails(check_mul_op, HalfDone, "propagate is not written yet")
+
+
+# --- chapter 16: a batch's loss and the held-out split -------------------------------------
+
+
+def test_batch_loss_accepts_the_mean_over_every_token():
+    def right(losses, counts):
+        return sum(loss * count for loss, count in zip(losses, counts)) / sum(counts)
+
+    passes(check_batch_loss, right)
+
+
+def test_batch_loss_names_the_mean_of_means_and_the_sum():
+    fails(check_batch_loss, lambda losses, counts: sum(losses) / len(losses), "mean of the names")
+    fails(
+        check_batch_loss,
+        lambda losses, counts: sum(x * c for x, c in zip(losses, counts)),
+        "divide by how many",
+    )
+    fails(check_batch_loss, lambda losses, counts: None, "should be a number")
+    fails(check_batch_loss, lambda losses, counts: [1.0], "should be a number")
+
+
+def test_held_out_split_accepts_the_package_split():
+    passes(check_held_out_split, split)
+    passes(check_held_out_split, lambda docs: list(split(docs)))
+
+
+def test_held_out_split_names_what_is_wrong():
+    fails(check_held_out_split, lambda docs: (docs[100:], docs[:100]), "held out, expected")
+    fails(check_held_out_split, lambda docs: (docs[:-1], docs[-1:]), "held out, expected")
+
+    def first_names(docs):
+        k = min(1000, len(docs) // 10)
+        return docs[k:], docs[:k]
+
+    fails(check_held_out_split, first_names, "hold out the last names")
+    fails(check_held_out_split, lambda docs: (3, 4), "two lists")
+    fails(check_held_out_split, lambda docs: docs, "return")
+
+    def slices_to_minus_k(docs):  # empty when nothing is held out
+        k = min(1000, len(docs) // 10)
+        return docs[:-k], docs[-k:]
+
+    fails(check_held_out_split, slices_to_minus_k, "9 names: 9 held out, expected 0")
+
+
+def test_chapter_16_answers_pass():
+    """The answers chapter 16 reveals are accepted."""
+    nb = json.loads((BOOK / "16_bigger.ipynb").read_text("utf-8"))
+    notes = ["".join(c["source"]) for c in nb["cells"] if "<details>" in "".join(c["source"])]
+    namespace = {}
+    for note in notes:
+        exec(note.split("```python\n", 1)[1].split("```", 1)[0], namespace)
+    passes(check_batch_loss, namespace["batch_loss"])
+    passes(check_held_out_split, namespace["split"])

@@ -1,4 +1,4 @@
-"""Checkers for the exercises of the optimization chapters (06-15) of the book.
+"""Checkers for the exercises of the optimization chapters (06-16) of the book.
 
 Each `check_*` calls the reader's function on small cases with known answers and
 returns a `microgpt.book.exercises.Check`: true when every case passes, shown as
@@ -14,6 +14,7 @@ import reprlib
 
 from .. import numeric
 from ..engine import Value
+from ..evaluate import split
 from ..stages import flat, tape
 from ..stages.graph import Node
 from .exercises import Wrong, call, checker
@@ -412,8 +413,67 @@ def _check_speedups_on(fn, ms):
             raise Wrong(f"speed-ups: {name}: vs_previous is {vs_prev}, expected {expected_prev}")
 
 
+# ---------------------------------------------------------------------------------------
+# chapter 16: bigger and batched
+
+# (each name's mean loss per token, its number of target tokens): batches to check with
+BATCHES = [
+    ([2.0, 3.0], [1, 3]),
+    ([2.5, 1.0, 4.0, 3.25], [6, 2, 15, 4]),
+    ([3.3], [7]),
+    ([1.5, 1.5, 1.5], [3, 9, 5]),
+]
+
+
+@checker
+def check_batch_loss(fn):
+    """`fn(losses, counts) -> float`: the loss of a batch, the mean over all its tokens."""
+    for losses, counts in BATCHES:
+        got = _call(fn, list(losses), list(counts))
+        expected = sum(loss * count for loss, count in zip(losses, counts)) / sum(counts)
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            raise Wrong(f"batch_loss({losses}, {counts}) should be a number, got {_short(got)}")
+        if abs(got - expected) <= TOLERANCE:
+            continue
+        hint = ""
+        if abs(got - sum(losses) / len(losses)) <= TOLERANCE:
+            hint = ": that is the mean of the names' means; weigh each name by its tokens"
+        elif abs(got - sum(loss * count for loss, count in zip(losses, counts))) <= TOLERANCE:
+            hint = ": that is the sum over the tokens; divide by how many there are"
+        raise Wrong(f"batch_loss({losses}, {counts}) = {_short(got)}, expected {expected}{hint}")
+    return "batch loss: the mean over every token of the batch, long names weighing more"
+
+
+@checker
+def check_held_out_split(fn):
+    """`fn(docs) -> (train, held_out)`: makemore's split, the held-out names last."""
+    for count in (20, 9, 5000, 32033):
+        docs = [f"name{i}" for i in range(count)]
+        got = _call(fn, list(docs))
+        expected = split(docs)
+        if not (
+            isinstance(got, (tuple, list))
+            and len(got) == 2
+            and all(isinstance(part, (list, tuple)) for part in got)
+        ):
+            raise Wrong(
+                f"split of {count} names: return (train, held_out), two lists, got {_short(got)}"
+            )
+        train, held = (list(part) for part in got)
+        if len(held) != len(expected[1]):
+            raise Wrong(
+                f"split of {count} names: {len(held)} held out, expected {len(expected[1])} "
+                "(a tenth, rounded down, and at most 1,000)"
+            )
+        if (train, held) != (list(expected[0]), list(expected[1])):
+            raise Wrong(f"split of {count} names: hold out the last names, train on all the others")
+    return "held-out split: the last tenth of the shuffled names, at most 1,000"
+
+
 __all__ = [
+    "check_batch_loss",
     "check_cross_entropy",
+    "check_held_out_split",
     "check_dot_backward",
     "check_float_softmax",
     "check_gc_paused",

@@ -34,9 +34,18 @@ def record():
     return read_record(RECORD_PATH)
 
 
+def record_rows(rec=None):
+    """{name: row} of the record: the stages' rows, and the scale section's cells, named
+    as `tensor 2x256 B32, 1 BLAS` (`timing.ScaleCell.label`)."""
+    rec = record() if rec is None else rec
+    rows = {row["name"]: row for row in rec["stages"]}
+    rows |= {cell["name"]: cell for cell in (rec.get("scale") or {}).get("cells", [])}
+    return rows
+
+
 def record_row(stage):
-    """The record's row of `stage`."""
-    rows = {row["name"]: row for row in record()["stages"]}
+    """The record's row of `stage` (or of a scale cell, by its name)."""
+    rows = record_rows()
     if not isinstance(stage, str) or stage not in rows:
         raise ArgumentError(
             f"record_row: the record has no stage {shown(stage)}; it has: {', '.join(rows)}"
@@ -52,15 +61,18 @@ def a_number(value, label):
 
 @checked(value=a_number, field=a_str)
 def format_figure(value, field):
-    """A record's value as the prose writes it: speed-ups as `"21.4x"`, times in ms."""
+    """A record's value as the prose writes it: speed-ups as `"21.4x"`, times in ms,
+    tokens per second as `"4,180"`."""
     if field.startswith(("cpu_speedup", "speedup")):
         return f"{value:.3g}x" if value < 100 else f"{value:,.0f}x"
+    if field == "tokens_per_s":
+        return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
     return f"{value:.3g}"
 
 
 def quote_record(**figures):
-    """Quote figures of the benchmark of record: name=(stage, field) for each."""
-    rows = {row["name"]: row for row in record()["stages"]}
+    """Quote figures of the benchmark of record: name=(stage or scale cell, field) for each."""
+    rows = record_rows()
     for name, source in figures.items():
         ok = isinstance(source, tuple) and len(source) == 2
         ok = ok and all(isinstance(part, str) for part in source)

@@ -4,10 +4,11 @@ A loss means little alone. Two numbers put it in context: the loss of a counting
 bigram model (makemore's first model: how often each token follows each other
 token, plus one for every pair), and the trained model's loss on names it never saw.
 All losses here are means over every predicted token of a list of names, in nats.
+The bigram and a model's loss live in `microgpt.evaluate`, which the command line's
+`--eval-every` uses too; this module adds what the book's chapters ask of them.
 """
 
-import math
-
+from .. import evaluate
 from ..arguments import ArgumentError, checked, instance, number, sequence, whole
 from ..data import Tokenizer, names
 from ..sampling import model as a_model
@@ -35,26 +36,14 @@ def names_or_none(value, label):
 @checked(docs=names_or_none, tokenizer=TOKENIZER, smoothing=number(0, 1e6))
 def bigram_counts(docs, tokenizer, smoothing=1):
     """counts[a][b]: how often token b follows token a in `docs`, plus `smoothing`."""
-    size = tokenizer.vocab_size
-    counts = [[smoothing] * size for _ in range(size)]
-    for doc in docs:
-        ids = tokenizer.encode(doc)
-        for a, b in zip(ids, ids[1:]):
-            counts[a][b] += 1
-    return counts
+    return evaluate.bigram_counts(docs, tokenizer, smoothing)
 
 
 @checked(train_docs=names_or_none, eval_docs=names, tokenizer=TOKENIZER, smoothing=number(0, 1e6))
 def bigram_loss(train_docs, eval_docs, tokenizer, smoothing=1):
-    """Mean -log p(next | current) over `eval_docs`, p counted on `train_docs`.
-
-    `smoothing=1` is makemore's add-one smoothing (`N + 1`): no pair has probability
-    zero, so a pair never counted costs a finite loss instead of infinity.
-    """
-    counts = bigram_counts(train_docs, tokenizer, smoothing)
-    log_p = [[math.log(c / sum(row)) if c else -math.inf for c in row] for row in counts]
-    losses = [-log_p[a][b] for doc in eval_docs for a, b in pairs(tokenizer.encode(doc))]
-    return sum(losses) / len(losses)
+    """Mean -log p(next | current) over `eval_docs`, p counted on `train_docs` with
+    makemore's add-one smoothing (`evaluate.bigram_loss`)."""
+    return evaluate.bigram_loss(train_docs, eval_docs, tokenizer, smoothing)
 
 
 def ids_list(value, label):
@@ -64,23 +53,16 @@ def ids_list(value, label):
 @checked(ids=ids_list)
 def pairs(ids):
     """(token, next token) of each position of `ids`."""
-    return zip(ids, ids[1:])
+    return evaluate.pairs(ids)
 
 
 @checked(model=a_model, docs=names, tokenizer=TOKENIZER)
 def model_loss(model, docs, tokenizer):
-    """The model's mean -log p(next token) over `docs`, read from its sampler at
-    temperature 1: forward passes only, so no weight changes and no random draw."""
+    """The model's mean -log p(next token) over `docs`, read from its forward pass:
+    no weight changes and no random draw (`microgpt.evaluate.mean_loss`)."""
     if model.vocab_size != tokenizer.vocab_size:
         raise ArgumentError(
             f"model_loss: the model has {model.vocab_size} tokens and the tokenizer "
             f"{tokenizer.vocab_size}: give the tokenizer the model was trained with"
         )
-    total, count = 0.0, 0
-    for doc in docs:
-        ids = tokenizer.encode(doc)
-        next_probs = model.sampler(1.0)  # a fresh KV cache per name
-        for pos, (token, target) in enumerate(pairs(ids[: model.cfg.block_size + 1])):
-            total -= math.log(next_probs(token, pos)[target])
-            count += 1
-    return total / count
+    return evaluate.mean_loss(model, docs, tokenizer)

@@ -33,6 +33,8 @@ class Stage:
     batched: bool = False  # its Model has `train_batch`: several names per step
     module: str = ""  # the module's name where it differs from the stage's
     compiled: bool = False  # pays a compiler's start-up cost: never the default run
+    scales: bool = False  # trains large shapes fast enough for the scale benchmark
+    blas: bool = False  # its products go through BLAS: measured with one and two threads
     options: tuple = ()  # keyword options its Model takes (the CLI's --device, --dtype, ...)
     parallel: bool = False  # its Model has `distribute`: data-parallel under torchrun
 
@@ -57,6 +59,8 @@ STAGES = [
         "contiguous numpy core, whole name per step, causal mask",
         ("numpy",),
         batched=True,
+        scales=True,
+        blas=True,
     ),
     Stage(
         "jit",
@@ -64,6 +68,7 @@ STAGES = [
         ("numba", "numpy"),
         compiled=True,
         batched=True,
+        scales=True,
     ),
     Stage("threads", "gc, attention heads on a thread pool (GIL study)", in_chain=False),
     Stage(
@@ -72,6 +77,7 @@ STAGES = [
         ("torch",),
         in_chain=False,
         batched=True,
+        scales=True,
         module="pytorch",
         options=("device", "dtype", "compile"),
         parallel=True,

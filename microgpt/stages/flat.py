@@ -53,6 +53,8 @@ from ._list_kernels import (
 class Model(GraphFreeModel):
     """microgpt on flat float lists, with forward caches and a hand-written backward."""
 
+    memory_kind = "lists"
+
     # the products: by `math.sumprod` where Python has it
     matvec = staticmethod(matvec_sumprod if sumprod else matvec)
     outer_sum = staticmethod(outer_sum_sumprod if sumprod else outer_sum)

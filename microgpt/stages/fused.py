@@ -82,6 +82,8 @@ def linear(x, w, w_data):
 class Model(numeric_ce.Model):
     """`numeric_ce`, with dot products and attention sums fused into single nodes."""
 
+    memory_kind = "nodes"  # a node per output, not per multiply-add
+
     rmsnorm = staticmethod(rmsnorm)  # the next stage fuses it
 
     def weight_data(self, matrix):

@@ -144,6 +144,8 @@ def key(name):
 class Model:
     """microgpt as torch tensors; gradients by autograd, Adam by hand, batches, any device."""
 
+    memory_kind = "float64"  # see `microgpt.memory` (float32 and bfloat16 take less)
+
     def __init__(
         self,
         cfg,
@@ -264,6 +266,16 @@ class Model:
                 f"torch.compile could not build the model here ({first[:200]}); "
                 "run without --compile"
             ) from None
+
+    @torch.no_grad()
+    def batch_loss(self, token_lists):
+        """The mean cross-entropy over every real target token of a batch, forward only
+        (the held-out loss, `microgpt.evaluate`): the plain module, whatever trains."""
+        self.use_threads()
+        ids, targets = self.batch_tensors(token_lists)
+        with self.autocast():
+            total = self.net(ids, targets)
+        return total.item() / sum(self.cfg.positions(len(tokens)) for tokens in token_lists)
 
     @torch.no_grad()
     def adam_step(self, step, num_steps):

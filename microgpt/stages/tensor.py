@@ -15,19 +15,17 @@ every parameter. numpy reduces a short last axis slowly, so sums over rows are
 products with a column of ones and dot products per row use `np.vecdot`. Results
 agree with the baseline to rounding (BLAS sums in another order).
 
-The same code trains on a batch of names padded to the longest one (`train_batch`,
-which `microgpt.train.train` calls with a batch size): padding comes after every real
-position, so the causal mask keeps it out of the real positions and a zero weight
-keeps it out of the loss.
+The same code trains on a batch of names (`train_batch`; the batched algorithm is
+defined in `microgpt.train.train`), padded to the longest one: padding comes after
+every real position, so the causal mask keeps it out of the real positions and a zero
+weight keeps it out of the loss.
 """
 
 from functools import lru_cache, partial
 
 from ..config import AdamConfig
-from ._arrays import ArrayModel, np
-
-# the largest vocabulary whose one-hot rows are kept as a table (8 * n * n bytes)
-ONE_HOT_TABLE_MAX = 512
+from ..memory import ONE_HOT_TABLE_MAX
+from ._arrays import ArrayModel, blas_threads, np, threads_for
 
 
 class Model(ArrayModel):
@@ -118,19 +116,19 @@ class Model(ArrayModel):
 
     def train_batch(self, token_lists, step, num_steps):
         """One step on the mean loss over every target token of a batch of names."""
+        rows = len(token_lists) * min(self.cfg.block_size, max(map(len, token_lists)))
+        blas_threads.use(threads_for(rows, self.cfg.n_embd))
         with quiet():  # an overflow becomes a non-finite loss, reported by the training loop
             loss = self.loss_and_grad(token_lists)
         self.adam_step(step, num_steps)
         return loss
 
-    def loss_and_grad(self, token_lists):
-        """Mean cross-entropy over every target token; fills `grads` (flat like `params`)."""
-        cfg = self.cfg
-        E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
+    def padded(self, token_lists):
+        """(ids (B, T + 1), T, which of the B * T positions are real, 1 / their number,
+        each position's weight in the mean loss): the batch as `loss_and_grad` reads it."""
         B = len(token_lists)
-        lengths = [cfg.positions(len(tokens)) for tokens in token_lists]
+        lengths = [self.cfg.positions(len(tokens)) for tokens in token_lists]
         T = max(lengths)
-        inv_n = E**-1
         if B == 1:
             padded = np.array(token_lists[:1])[:, : T + 1]
             real = slice(None)  # every position is a real one
@@ -142,6 +140,25 @@ class Model(ArrayModel):
             real = (np.arange(T) < np.array(lengths)[:, None]).ravel()
             inv_count = 1 / sum(lengths)
             weight = (real * inv_count)[:, None]  # zero on padding
+        return padded, T, real, inv_count, weight
+
+    def batch_loss(self, token_lists):
+        """The mean cross-entropy over every target token of a batch, forward only: what
+        `loss_and_grad` returns, without a gradient (the held-out loss)."""
+        padded, T, real, inv_count, _ = self.padded(token_lists)
+        with quiet():
+            logits, _ = self.forward(padded[:, :T])
+            softmax_(logits)
+            probs = np.take_along_axis(logits, padded[:, 1:].reshape(-1, 1), axis=1)
+            return -float(np.add.reduce(np.log(probs.ravel()[real]))) * inv_count
+
+    def loss_and_grad(self, token_lists):
+        """Mean cross-entropy over every target token; fills `grads` (flat like `params`)."""
+        cfg = self.cfg
+        E, H, D = cfg.n_embd, cfg.n_head, cfg.head_dim
+        B = len(token_lists)
+        inv_n = E**-1
+        padded, T, real, inv_count, weight = self.padded(token_lists)
         # one-hot rows of every token: the inputs' for the embedding, the targets' for the loss
         onehots = self.one_hot(padded)
         inputs = onehots[:, :T].reshape(B * T, -1)

@@ -94,6 +94,17 @@ def temperature(text):
     return value
 
 
+def positive_number(text):
+    """A flag type: a finite number above zero (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{shown(text)} must be a finite number above 0")
+    return value
+
+
 def input_file(text):
     """A flag type for a file the command reads: an empty path is a typo, not "the default"."""
     if not text.strip():
@@ -221,6 +232,12 @@ def check_environment_paths(environ, names):
             check_output_path(value, name)
 
 
+OUT_OF_MEMORY = (
+    "out of memory (the machine's, or what ulimit -v allows); "
+    "try a smaller model, batch or names file"
+)
+
+
 def error_line(prog, message):
     """The one line an error costs (on stderr only: with stderr closed it is lost, and
     the exit code is all that is said)."""
@@ -262,6 +279,10 @@ def run_command(prog, action, *args):
     except MicrogptError as e:
         flush_stdout()  # what was printed comes before the error
         error_line(prog, e)
+        return 1
+    except MemoryError:  # what no estimate foresaw: a bigger allocation than any limit allows
+        flush_stdout()
+        error_line(prog, OUT_OF_MEMORY)
         return 1
     except KeyboardInterrupt:
         flush_stdout()

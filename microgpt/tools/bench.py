@@ -42,11 +42,15 @@ from .timing import (
     left_out_stages,
     load_modules,
     run_bench,
+    run_scale,
+    scale_cells,
+    scale_stages,
 )
 
 DEFAULT_STEPS = 30
 DEFAULT_REPEAT = 3
 DEFAULT_SAMPLES = 20
+DEFAULT_SCALE_REPEAT = 5
 
 
 def parse_stage_list(text):
@@ -107,6 +111,12 @@ def bench_parser():
         type=count,
         help=f"names sampled per timing (default {DEFAULT_SAMPLES}; 0 skips sampling)",
     )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="measure larger shapes and batches instead (widths 16 to 512, batches 1 and 32) "
+        "for the stages that take them; --record adds the scale section to a record",
+    )
     markers = f"{reports.README_START} and {reports.README_END}"
     file_flags = [  # (flag, checked as, help): every file flag takes a PATH
         ("--data", input_file, "names file (default: as for training)"),
@@ -156,12 +166,47 @@ def check_flags(args, parser):
         given += ["--data-parallel"] if args.data_parallel else []
         if given:
             parser.error(f"--from-record measures nothing; {given[0]} does not go with it")
+    if args.scale and args.data_parallel:
+        parser.error("--scale and --data-parallel measure different things; give one")
     if args.data_parallel:
         check_data_parallel_flags(args, parser)
+    if args.scale:
+        check_scale_flags(args, parser)
     args.steps = DEFAULT_STEPS if args.steps is None else args.steps
-    default_repeat = DP_REPEAT if args.data_parallel else DEFAULT_REPEAT
+    default_repeat = DEFAULT_REPEAT
+    if args.data_parallel:
+        default_repeat = DP_REPEAT
+    elif args.scale:
+        default_repeat = DEFAULT_SCALE_REPEAT
     args.repeat = default_repeat if args.repeat is None else args.repeat
     args.samples = DEFAULT_SAMPLES if args.samples is None else args.samples
+
+
+def check_scale_flags(args, parser):
+    """--scale times each cell for a budget and samples nothing; it measures the stages
+    that take larger shapes (the registry's `scales`)."""
+    given = [
+        flag
+        for flag, key in (("--steps", "steps"), ("--samples", "samples"), ("--plot", "plot"))
+        if getattr(args, key) is not None
+    ]
+    if given:
+        parser.error(f"--scale times each cell for a fixed time; {given[0]} does not go with it")
+    scaling = [s.name for s in stages.STAGES if s.scales]
+    other = [name for name in args.stages or [] if name not in scaling]
+    if other:
+        parser.error(
+            f"--scale measures the stages that take larger shapes ({', '.join(scaling)}), "
+            f"not {other[0]}"
+        )
+    if args.record and not args.from_record:
+        try:
+            reports.read_record(args.record)
+        except BenchError as e:
+            parser.error(
+                f"--record {e.args[0].split(': ', 1)[0]}: --scale adds its section to an "
+                "existing record; write one first (make readme-table)"
+            )
 
 
 def check_outputs(args, parser):
@@ -177,14 +222,20 @@ def check_outputs(args, parser):
     if clash:
         parser.error(clash)
     if args.update_readme:
-        markers = (
-            reports.DP_MARKERS if args.data_parallel else (reports.README_START, reports.README_END)
-        )
         try:
             readme = reports.read_text(args.update_readme, "a README")
-            reports.between_markers(readme, args.update_readme, markers)
+            reports.between_markers(readme, args.update_readme, markers_of(args))
         except BenchError as e:
             parser.error(f"--update-readme {e}")
+
+
+def markers_of(args):
+    """The README markers of the table the command writes."""
+    if args.scale:
+        return reports.SCALE_START, reports.SCALE_END
+    if args.data_parallel:
+        return reports.DP_MARKERS
+    return reports.README_START, reports.README_END
 
 
 def write_output(flag, path, data):
@@ -200,7 +251,14 @@ def write_reports(args, report):
     Everything is rendered before the first file is written, so a failure leaves every
     file as it was; each file is written whole or not at all (`files.write_atomic`).
     """
-    markdown = reports.render_markdown(report)
+    if args.scale:
+        if report.get("scale") is None:
+            raise BenchError("the record has no scale section; make one with: make scale-table")
+        markdown = reports.render_scale_markdown(report["scale"])
+        text = reports.render_scale_text(report["scale"])
+    else:
+        markdown = reports.render_markdown(report)
+        text = reports.render_text(report)
     outputs = [
         (flag, path, reports.record_bytes(report))
         for flag, path in (("--record", args.record), ("--json", args.json))
@@ -211,13 +269,12 @@ def write_reports(args, report):
     if args.update_readme:
         path = args.update_readme
         readme = reports.read_text(path, "a README")
-        text = reports.replace_between_markers(readme, markdown, path)
+        text = reports.replace_between_markers(readme, markdown, path, markers_of(args))
         text = with_section_tables(text, report, path)
         outputs.append(("--update-readme", path, text.encode("utf-8")))
     if args.plot:
         chart = reports.render_plot(report, reports.plot_format(args.plot))
         outputs.append(("--plot", args.plot, chart))
-    text = reports.render_text(report)
     for flag, path, data in outputs:
         write_output(flag, path, data)
     Output()(text, end="")  # last: the files are written if stdout is closed
@@ -279,6 +336,34 @@ def bench(args, argv, log):
     return report
 
 
+def scale_bench(args, argv, log):
+    """Measure the scale grid, print its table, write the files; returns the record
+    (the record at --record with the new scale section, or the section alone)."""
+    names = args.stages or scale_stages()
+    modules = load_modules(names)
+    if not modules:
+        raise BenchError("no stage that takes larger shapes can run here (pip install numpy)")
+    dataset = load_dataset(args.data)
+    load_start = reports.load_average()
+    cells = scale_cells(list(modules))
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp) / "names.txt"  # the memory subprocesses read the very same names
+        data_path.write_text("\n".join(dataset.docs) + "\n", encoding="utf-8")
+        results = run_scale(modules, dataset.docs, cells, args.repeat, data_path, log)
+    load = {"start": load_start, "end": reports.load_average(), "cpus": os.cpu_count()}
+    command = f"python -m microgpt bench {shlex.join(argv)}".rstrip()
+    vocab_size = len(set("".join(dataset.docs))) + 1
+    section = reports.new_scale_section(
+        command, args.repeat, dataset, load, results, modules, vocab_size
+    )
+    record = reports.read_record(args.record) if args.record else {}
+    record["scale"] = section
+    if args.record:
+        record["record_format"] = reports.RECORD_FORMAT
+    write_reports(args, record)
+    return record
+
+
 def main(argv):
     """Entry point of `python -m microgpt bench`; returns the exit code."""
     argv = list(argv)
@@ -295,7 +380,8 @@ def main(argv):
             bench_data_parallel(args, argv, to_stderr)
             return
         if not args.from_record:
-            bench(args, argv, to_stderr)
+            measure_with = scale_bench if args.scale else bench
+            measure_with(args, argv, to_stderr)
             return
         try:
             record = reports.read_record(args.from_record)

@@ -9,6 +9,7 @@ import sys
 from contextlib import nullcontext
 
 from .. import checkpoint, stages
+from ..config import AdamConfig, ConfigError, GPTConfig
 from ..data import Tokenizer, data_source, load_dataset
 from ..errors import (
     MicrogptError,
@@ -18,7 +19,14 @@ from ..errors import (
     to_stderr,
 )
 from ..sampling import iter_names
-from ..train import INFERENCE_HEADER, Run, format_sample, format_step
+from ..train import (
+    INFERENCE_HEADER,
+    Run,
+    format_eval,
+    format_held_out,
+    format_sample,
+    format_step,
+)
 from . import distributed
 from .args import (
     ArgumentParser,
@@ -33,6 +41,7 @@ from .args import (
     note,
     output_file,
     positive_int,
+    positive_number,
     run_command,
     silence_stdout,
     stage_name,
@@ -42,6 +51,13 @@ from .args import (
 from .profiling import PROFILE_VARIABLES, profiled
 
 COMMANDS = ("train", "sample", "stages", "bench")
+# the model's shape: flag -> GPTConfig field (makemore's flag names), microgpt's defaults
+SHAPE_FLAGS = {
+    "--n-layer": ("n_layer", "transformer blocks"),
+    "--n-embd": ("n_embd", "width of the residual stream"),
+    "--n-head": ("n_head", "attention heads; each sees n_embd / n_head dimensions"),
+    "--block-size": ("block_size", "longest context in tokens; longer names are cut"),
+}
 # names per step: one batch of B names of up to block_size tokens is B x block_size x vocab
 # numbers in the embedding's backward, so B is bounded here, not by the machine's memory
 MAX_BATCH = 1024
@@ -99,9 +115,48 @@ def train_parser(prog):
         help=f"names per step, 1 to {MAX_BATCH}, padded and masked "
         "(batched stages only; changes the algorithm)",
     )
+    p.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="hold out 10%% of the names (at most 1,000) and print the train and held-out "
+        "losses every N steps and at the end (default: off; all names train)",
+    )
     add_sampling_flags(p)
+    add_shape_flags(p)
     add_engine_flags(p)
     return p
+
+
+def add_shape_flags(parser):
+    shape = parser.add_argument_group("model shape (the defaults are microgpt's)")
+    defaults = GPTConfig()
+    for flag, (field, meaning) in SHAPE_FLAGS.items():
+        default = getattr(defaults, field)
+        help_text = f"{meaning} (default {default})"
+        shape.add_argument(flag, type=positive_int, default=default, metavar="N", help=help_text)
+    lr = AdamConfig().lr
+    shape.add_argument(
+        "--learning-rate",
+        type=positive_number,
+        default=lr,
+        metavar="LR",
+        help=f"Adam's learning rate at step 1, decaying linearly to 0 (default {lr:g})",
+    )
+
+
+def model_config(args, parser):
+    """The shape the flags ask for, checked once (in `GPTConfig`); exit 2 when no stage
+    can run it, the message naming the flags."""
+    try:
+        cfg = GPTConfig(**{field: getattr(args, field) for field, _ in SHAPE_FLAGS.values()})
+    except ConfigError as e:
+        message = str(e)
+        for flag, (field, _) in SHAPE_FLAGS.items():
+            message = message.replace(field, flag)
+        parser.error(message)
+    return cfg
 
 
 def add_engine_flags(parser):
@@ -181,6 +236,8 @@ def check_flags(command, args, parser, profiles):
         parser.error(
             f"--batch-size needs a stage that trains on batches ({batched}), not {args.stage}"
         )
+    args.cfg = model_config(args, parser)
+    args.adam = AdamConfig(lr=args.learning_rate)
     args.options = engine_options(parser, args, args.stage)
     args.launch = torchrun_launch(parser, args, args.stage)
     args.device = engine_device(parser, args.stage, args.options, args.launch)
@@ -192,20 +249,33 @@ def cmd_train(args):
     if dataset.is_fallback:
         to_stderr(f"training on the {dataset.source} ({len(dataset.docs)} names)")
     say = Output(keep_going=bool(args.save))
+    if args.save:
+        chars = Tokenizer.from_docs(dataset.docs).chars
+        checkpoint.check_capacity(args.cfg, chars, args.save)
     if args.launch:
         distributed.start(args.launch, args.device)
-    run = Run(dataset.docs, module, seed=args.seed, options=args.options)
+    run = Run(
+        dataset.docs, module, seed=args.seed, cfg=args.cfg, adam=args.adam, options=args.options
+    )
     if args.launch:
         distributed.distribute(args.launch, run.model)
-    if args.save:
-        checkpoint.check_vocabulary(run.tokenizer.chars, args.save)
+    if args.eval_every and not run.hold_out():
+        raise MicrogptError(
+            "--eval-every needs at least 10 names to hold a tenth out; "
+            f"the data has {len(run.docs)}"
+        )
     say(f"num docs: {len(run.docs)}")
+    if args.eval_every:
+        say(format_held_out(len(run.held_out), run.bigram_loss()))
     say(f"vocab size: {run.tokenizer.vocab_size}")
     say(f"num params: {run.model.num_params}")
     launch = args.launch
     with distributed.guard(launch) if launch else nullcontext():
         for step, loss in run.train(args.steps, distributed.names_per_step(launch, args)):
-            say(format_step(step, args.steps, loss), flush=step + 1 == args.steps)
+            last = step + 1 == args.steps
+            say(format_step(step, args.steps, loss), flush=last and not args.eval_every)
+            if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
+                say(format_eval(step, args.steps, *run.evaluate()), flush=True)
     if launch:
         distributed.stop()
         if launch.rank:

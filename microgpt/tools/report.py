@@ -20,12 +20,16 @@ from pathlib import Path
 from .. import stages
 from ..errors import single_line
 from ..files import parse_json, read_capped
+from ..memory import estimate
 from .timing import (
     CHUNK_STEPS,
     FULL_SAMPLES,
     FULL_STEPS,
     ROUND_BUDGET_S,
     SAMPLE_BUDGET_S,
+    SCALE_BUDGET_S,
+    SCALE_HEADS,
+    SCALE_WARMUP_STEPS,
     WARMUP_SAMPLES,
     WARMUP_STEPS,
     BenchError,
@@ -35,10 +39,14 @@ from .timing import (
 )
 
 RECORD_PATH = Path(__file__).resolve().parent / "record.json"  # `make readme-table` writes it
-RECORD_FORMAT = 1  # bump when the record's keys change meaning
+RECORD_FORMAT = 2  # bump when the record's keys change meaning
+# the formats `read_record` reads: 1 has no scale section, 2 may have one
+READ_FORMATS = (1, 2)
 MAX_TEXT_BYTES = 16 * 2**20  # a record or a README: far larger than either ever is
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
+SCALE_START = "<!-- scale:start -->"  # the scale table's markers
+SCALE_END = "<!-- scale:end -->"
 MEMORY_NOTE = (
     "peak RSS of one subprocess per stage: the warm-up's steps, one step on the longest name, "
     "sampling"
@@ -273,14 +281,16 @@ def render_markdown(report):
 
 
 def between_markers(text, where, markers=(README_START, README_END)):
-    """(start, end) of the text between the markers (the bench table's by default), or a
-    `BenchError`."""
-    first, last = markers
-    start = text.find(first)
-    end = text.find(last, start + len(first)) if start >= 0 else -1
+    """(start, end) of the text between the markers (the stage table's, or the scale
+    table's: `SCALE_START`, `SCALE_END`), or a `BenchError`."""
+    opening, closing = markers
+    start = text.find(opening)
+    end = text.find(closing, start + len(opening)) if start >= 0 else -1
     if end < 0:
-        raise BenchError(f"{where}: no {first} ... {last} markers; add them where the table goes")
-    return start + len(first), end
+        raise BenchError(
+            f"{where}: no {opening} ... {closing} markers; add them where the table goes"
+        )
+    return start + len(opening), end
 
 
 def replace_between_markers(text, table, where, markers=(README_START, README_END)):
@@ -293,6 +303,131 @@ def table_in(text, where, markers=(README_START, README_END)):
     """The table between the markers of `text`, as `replace_between_markers` put it."""
     start, end = between_markers(text, where, markers)
     return text[start:end].removeprefix("\n")
+
+
+# ---------------------------------------------------------------------------------------
+# the scale section: larger shapes and batches (`bench --scale`)
+
+SCALE_MEMORY_NOTE = (
+    "peak RSS of one subprocess per cell: making the model, two steps on the batch of the "
+    "longest names"
+)
+
+
+def scale_cells_summary(results, modules, vocab_size):
+    """The scale section's rows, as they go into the record."""
+    rows = []
+    for r in results:
+        cell = r.cell
+        kind = getattr(modules[cell.stage].Model, "memory_kind", None)
+        need = estimate(kind, cell.cfg, vocab_size, cell.batch_size) if kind else None
+        rows.append(
+            {
+                "name": cell.label,
+                "stage": cell.stage,
+                "n_layer": cell.n_layer,
+                "n_embd": cell.n_embd,
+                "n_head": SCALE_HEADS,
+                "batch_size": cell.batch_size,
+                "blas_threads": cell.blas_threads,
+                "ms_per_step": r.median(0),
+                "cpu_ms_per_step": r.median(1),
+                "tokens_per_s": r.median(2),
+                "spread": spread([x[0] for x in r.rounds]),
+                "peak_mib": r.peak_mib,
+                "estimate_mib": need.total / 2**20 if need else None,
+                "rounds": r.rounds,
+            }
+        )
+    return rows
+
+
+def new_scale_section(command, repeat, dataset, load, results, modules, vocab_size):
+    """The record's scale section: what `bench --scale` measured, and on what."""
+    section = {
+        "command": command,
+        "python": python_description(),
+        "machine": machine_description(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load": load,
+        "repeat": repeat,
+        "round_budget_s": SCALE_BUDGET_S,
+        "warmup_steps": SCALE_WARMUP_STEPS,
+        "timers": {"wall": "time.perf_counter", "cpu": "time.process_time"},
+        "data": dataset.source,
+        "fallback": dataset.is_fallback,
+        "memory": SCALE_MEMORY_NOTE,
+        "cells": scale_cells_summary(results, modules, vocab_size),
+    }
+    return json.loads(json.dumps(section))  # exactly what the record holds
+
+
+SCALE_COLUMNS = ("stage", "layers x width", "batch", "BLAS threads", "ms/step", "CPU ms/step")
+SCALE_COLUMNS += ("tokens/s", "spread", "peak RSS MiB")
+
+
+def fmt_tokens(value):
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def scale_cells_row(cell):
+    """A scale cell as the tables show it, in `SCALE_COLUMNS` order."""
+    return (
+        cell["stage"],
+        f"{cell['n_layer']} x {cell['n_embd']}",
+        str(cell["batch_size"]),
+        fmt(cell["blas_threads"], "d"),
+        fmt_ms(cell["ms_per_step"]),
+        fmt_ms(cell["cpu_ms_per_step"]),
+        fmt_tokens(cell["tokens_per_s"]),
+        fmt_percent(cell["spread"]),
+        fmt(cell["peak_mib"], ".1f"),
+    )
+
+
+def scale_method_note(section):
+    """How the scale figures were measured, from the section itself."""
+    budget = section.get("round_budget_s", SCALE_BUDGET_S)
+    return (
+        f"median of {section['repeat']} interleaved rounds, each cell training on for "
+        f"{budget:g} s (one step at least) from step 1 of the seed-42 order, {SCALE_HEADS} "
+        "heads, block 16; tokens/s: positions trained on (each predicting the next "
+        "token) per second of wall time; CPU ms/step adds every thread's time; spread: "
+        "interquartile range / median of the rounds' ms/step; BLAS threads held at 1 or 2 "
+        "for the stages whose products go through numpy's BLAS (-: the stage's own choice, "
+        "compiled loops in jit, PyTorch's threads by width in torch); "
+        f"{section.get('memory', SCALE_MEMORY_NOTE)}"
+    )
+
+
+def render_scale_text(section):
+    """The scale table for a terminal."""
+    cells = [SCALE_COLUMNS] + [scale_cells_row(c) for c in section["cells"]]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(SCALE_COLUMNS))]
+    lines = []
+    for k, c in enumerate(cells):
+        lines.append(
+            "  ".join([c[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(c[1:], widths[1:])])
+        )
+        if k == 0:
+            lines.append("-" * len(lines[0]))
+    lines += ["", context_note(section), scale_method_note(section)]
+    return "\n".join(lines) + "\n"
+
+
+def render_scale_markdown(section):
+    """The README's scale table, with the command that made it."""
+    lines = [
+        "| " + " | ".join(SCALE_COLUMNS) + " |",
+        "|" + "|".join([":---"] + ["---:"] * (len(SCALE_COLUMNS) - 1)) + "|",
+    ]
+    for cell in section["cells"]:
+        row = list(scale_cells_row(cell))
+        row[0] = f"`{row[0]}`"
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", f"Generated by `{section['command']}`: {scale_method_note(section)}."]
+    lines.append(f"{context_note(section)}.")
+    return "\n".join(lines) + "\n"
 
 
 # what `--plot` can write, by the name's suffix: matplotlib's formats that need nothing more
@@ -362,8 +497,9 @@ def read_record(path):
     except (ValueError, RecursionError) as e:
         raise BenchError(f"{path}: not JSON ({e})") from None
     again = "; make a new one with: make readme-table"
-    if not isinstance(record, dict) or record.get("record_format") != RECORD_FORMAT:
-        raise BenchError(f"{path}: not a benchmark record of format {RECORD_FORMAT}{again}")
+    if not isinstance(record, dict) or record.get("record_format") not in READ_FORMATS:
+        formats = " or ".join(map(str, READ_FORMATS))
+        raise BenchError(f"{path}: not a benchmark record of format {formats}{again}")
     missing = [key for key in RECORD_KEYS if key not in record]
     rows = record.get("stages")
     if not missing and not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
@@ -376,13 +512,33 @@ def read_record(path):
         check_data_parallel(record["data_parallel"], path)
     if "torch_engines" in record:
         check_torch_engines(record["torch_engines"], path)
+    scale = record.get("scale")
+    if scale is not None:
+        missing = [f"scale/{key}" for key in SCALE_KEYS if key not in scale]
+        cells = scale.get("cells")
+        if not missing and not (
+            isinstance(cells, list) and all(isinstance(c, dict) for c in cells)
+        ):
+            missing = ["scale/cells"]
+        for cell in cells if not missing else []:
+            missing += [f"scale/{cell.get('name', '?')}/{k}" for k in CELL_KEYS if k not in cell]
+        if missing:
+            raise BenchError(f"{path}: the record has no {missing[0]!r}; make scale-table")
     try:  # a value of the wrong type (a hand edit): found here, before any file is written
         render_markdown(record)
         render_text(record)
+        if scale is not None:
+            render_scale_markdown(scale)
+            render_scale_text(scale)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         problem = single_line(f"{type(e).__name__}: {e}")
         raise BenchError(f"{path}: the record cannot be rendered ({problem}){again}") from None
     return record
+
+
+SCALE_KEYS = ("command", "python", "machine", "date", "repeat", "cells")
+CELL_KEYS = ("name", "stage", "n_layer", "n_embd", "batch_size", "blas_threads", "ms_per_step")
+CELL_KEYS += ("cpu_ms_per_step", "tokens_per_s", "spread", "peak_mib")
 
 
 def record_bytes(report):
@@ -651,6 +807,7 @@ def check_torch_engines(section, path):
 
 # every section another command writes into the record: its markers in a README, its table
 SECTIONS = {
+    "scale": ((SCALE_START, SCALE_END), render_scale_markdown),
     "data_parallel": (DP_MARKERS, render_data_parallel),
     "torch_engines": (TE_MARKERS, render_torch_engines),
 }

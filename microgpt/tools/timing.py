@@ -21,6 +21,7 @@ makes (`isolated_gc`). Peak memory is the peak RSS of a separate process per sta
 import gc
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -32,8 +33,9 @@ from pathlib import Path
 from .. import stages
 from ..arguments import checked, function, instance, number, optional, whole
 from ..config import GPTConfig
-from ..data import load_dataset, names
+from ..data import Tokenizer, load_dataset, names
 from ..errors import MicrogptError, os_problem, single_line
+from ..model import init_weights
 from ..sampling import iter_names
 from ..stages import graph
 from ..train import Run, shuffled, stage_module, step_docs
@@ -475,6 +477,13 @@ def peak_rss_child(argv):
 
 def measure_peak_mib(stage_name, data_path, num_steps, num_samples):
     """Peak RSS in MiB of a fresh process running a stage, or None where RSS is unknown."""
+    args = [stage_name, str(data_path), str(num_steps), str(num_samples)]
+    return child_peak_mib("peak_rss_child", args, f"stage {stage_name!r}")
+
+
+def child_peak_mib(function, args, what):
+    """Peak RSS in MiB of a fresh process running `function(args)` of this module (which
+    prints it), or None where RSS is unknown."""
     try:
         import resource  # noqa: F401  (absent on Windows; in Pyodide find_spec raises)
     except ImportError:
@@ -483,12 +492,203 @@ def measure_peak_mib(stage_name, data_path, num_steps, num_samples):
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.getenv("PYTHONPATH")]))
     )
-    code = (
-        "import sys; from microgpt.tools.timing import peak_rss_child; peak_rss_child(sys.argv[1:])"
+    code = f"import sys; from microgpt.tools import timing; timing.{function}(sys.argv[1:])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env
     )
-    args = [sys.executable, "-c", code, stage_name, str(data_path), str(num_steps)]
-    done = subprocess.run([*args, str(num_samples)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BenchError(f"memory run of stage {stage_name!r} failed: {last}")
+        raise BenchError(f"memory run of {what} failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+# ---------------------------------------------------------------------------------------
+# the scale benchmark: larger shapes and batches, for the stages that take them
+
+SCALE_SHAPES = ((16, 1), (64, 2), (256, 2), (512, 2))  # (n_embd, n_layer)
+SCALE_HEADS = 4
+SCALE_BATCHES = (1, 32)
+SCALE_BUDGET_S = 0.25  # a cell's steps per round: until this is spent, one at least
+SCALE_WARMUP_STEPS = 2  # steps of each cell before any timing (a compiler's first call)
+
+
+def scale_stages():
+    """The stages the scale benchmark measures (the registry's `scales`) that run here."""
+    return [s.name for s in stages.STAGES if s.scales and stages.why_not_runnable(s) is None]
+
+
+@dataclass(frozen=True)
+class ScaleCell:
+    """One measurement of the scale benchmark: a stage, a shape, a batch and, for a
+    stage whose products go through BLAS, the thread count it is held at."""
+
+    stage: str
+    n_embd: int
+    n_layer: int
+    batch_size: int
+    blas_threads: int | None = None  # None: no BLAS (a compiled stage's own loops)
+
+    @property
+    def cfg(self):
+        return GPTConfig(n_layer=self.n_layer, n_embd=self.n_embd, n_head=SCALE_HEADS)
+
+    @property
+    def label(self):
+        threads = f", {self.blas_threads} BLAS" if self.blas_threads else ""
+        return f"{self.stage} {self.n_layer}x{self.n_embd} B{self.batch_size}{threads}"
+
+
+def scale_cells(stage_names, shapes=SCALE_SHAPES, batches=SCALE_BATCHES):
+    """Every cell of the grid: each stage at each shape and batch (batches above one for
+    the stages that batch), at one and at two BLAS threads where it uses BLAS."""
+    cells = []
+    for name in stage_names:
+        stage = stages.BY_NAME[name]
+        for n_embd, n_layer in shapes:
+            for batch in batches:
+                if batch > 1 and not stage.batched:
+                    continue
+                for threads in (1, 2) if stage.blas else (None,):
+                    cells.append(ScaleCell(name, n_embd, n_layer, batch, threads))
+    return cells
+
+
+@contextmanager
+def blas_held_at(threads):
+    """BLAS at `threads` threads while a cell runs (None: left as it is)."""
+    if threads is None:
+        yield
+        return
+    from ..stages._arrays import blas_threads
+
+    blas_threads.forced = threads
+    try:
+        yield
+    finally:
+        blas_threads.forced = None
+
+
+class ScaleRun:
+    """One cell's model, trained on round after round from step 1 of the seed-42 order
+    (making a 512-wide model takes seconds, so it is made once)."""
+
+    def __init__(self, cell, module, order, tokenizer, weights):
+        self.cell = cell
+        self.model = module.Model(cell.cfg, tokenizer.vocab_size, weights)
+        self.order, self.tokenizer = order, tokenizer
+        self.step = 0
+
+    def batch(self, step):
+        """The token lists of `step`, as `microgpt.train.train` reads them."""
+        size = self.cell.batch_size
+        names = [self.order[(step * size + i) % len(self.order)] for i in range(size)]
+        return [self.tokenizer.encode(name) for name in names]
+
+    def train(self, budget):
+        """(wall s, CPU s, tokens) of steps run until `budget` seconds are spent (one at
+        least); tokens: the positions trained on, each predicting the next token."""
+        cfg, size = self.cell.cfg, self.cell.batch_size
+        wall = cpu = 0.0
+        tokens = 0
+        with blas_held_at(self.cell.blas_threads):
+            while wall == 0.0 or wall < budget:
+                batch = self.batch(self.step)
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
+                if size == 1:
+                    self.model.train_step(batch[0], self.step % FULL_STEPS, FULL_STEPS)
+                else:
+                    self.model.train_batch(batch, self.step % FULL_STEPS, FULL_STEPS)
+                wall += time.perf_counter() - start_wall
+                cpu += time.process_time() - start_cpu
+                tokens += sum(cfg.positions(len(ids)) for ids in batch)
+                self.step += 1
+        return wall, cpu, tokens, self.step
+
+
+@dataclass
+class ScaleResult:
+    """The rounds of one cell: per round (ms/step, CPU ms/step, tokens/s)."""
+
+    cell: ScaleCell
+    rounds: list = field(default_factory=list)
+    peak_mib: float | None = None
+
+    def add(self, wall, cpu, tokens, steps):
+        self.rounds.append((1000 * wall / steps, 1000 * cpu / steps, tokens / wall))
+
+    def median(self, i):
+        return statistics.median(r[i] for r in self.rounds)
+
+
+def scale_side_by_side(modules, docs, cells, rounds, budget=SCALE_BUDGET_S, log=None):
+    """{cell: `ScaleResult`}: a warm-up of every cell, then `rounds` interleaved rounds."""
+    order, _ = shuffled(docs, SEED)
+    tokenizer = Tokenizer.from_docs(order)
+    weights = {}  # one draw per shape, shared by its cells: drawing 6 M numbers takes seconds
+    runs = {}
+    for cell in cells:
+        key = (cell.n_embd, cell.n_layer)
+        if key not in weights:
+            weights[key] = init_weights(cell.cfg, tokenizer.vocab_size, random.Random(SEED))
+        runs[cell] = ScaleRun(cell, modules[cell.stage], order, tokenizer, weights[key])
+    for run in runs.values():  # imports, caches, a compiler's first call
+        for _ in range(SCALE_WARMUP_STEPS):
+            run.train(0)
+    weights.clear()
+
+    def measure(run):
+        before = run.step
+        wall, cpu, tokens, _ = run.train(budget)
+        return wall, cpu, tokens, run.step - before
+
+    def progress(r, results):
+        if log:
+            log(f"scale round {r + 1}/{rounds} done")
+
+    timings = interleave(runs, rounds, measure, after_round=progress)
+    results = {}
+    for cell, measured in timings.items():
+        results[cell] = ScaleResult(cell)
+        for wall, cpu, tokens, steps in measured:
+            results[cell].add(wall, cpu, tokens, steps)
+    return results
+
+
+def scale_peak_child(argv):
+    """Body of a scale cell's memory subprocess: make the model, train two steps on the
+    batch of the longest names, print the peak RSS in MiB."""
+    stage_name, data_path = argv[0], argv[1]
+    n_embd, n_layer, batch_size = int(argv[2]), int(argv[3]), int(argv[4])
+    threads = int(argv[5]) or None
+    cell = ScaleCell(stage_name, n_embd, n_layer, batch_size, threads)
+    docs = load_dataset(data_path).docs
+    run = Run(docs, stages.load(stage_name), seed=SEED, cfg=cell.cfg)
+    longest = sorted(run.docs, key=len)[-batch_size:]
+    batch = [run.tokenizer.encode(name) for name in longest]
+    with blas_held_at(threads):
+        for step in range(2):
+            if batch_size == 1:
+                run.model.train_step(batch[0], step, FULL_STEPS)
+            else:
+                run.model.train_batch(batch, step, FULL_STEPS)
+    print(json.dumps({"peak_mib": peak_rss_mib()}))
+
+
+def measure_scale_peak_mib(cell, data_path):
+    """Peak RSS in MiB of a fresh process training one scale cell, or None where RSS is
+    unknown."""
+    args = [cell.stage, str(data_path), str(cell.n_embd), str(cell.n_layer)]
+    args += [str(cell.batch_size), str(cell.blas_threads or 0)]
+    return child_peak_mib("scale_peak_child", args, f"scale cell {cell.label!r}")
+
+
+def run_scale(modules, docs, cells, rounds, data_path, log, budget=SCALE_BUDGET_S):
+    """[`ScaleResult`] of every cell, in order: `scale_side_by_side`, then each cell's
+    peak memory in a process of its own."""
+    results = scale_side_by_side(modules, docs, cells, rounds, budget, log)
+    peaks = interleave(results, 1, lambda r: measure_scale_peak_mib(r.cell, data_path))
+    for cell, (peak_mib,) in peaks.items():
+        results[cell].peak_mib = peak_mib
+        if peak_mib is not None:
+            log(f"peak RSS {cell.label}: {peak_mib:.1f} MiB")
+    return [results[cell] for cell in cells]

@@ -31,7 +31,7 @@ from microgpt.data import Tokenizer
 from microgpt.model import GPT, init_weights, param_shapes
 from microgpt.sampling import generate
 from microgpt.tools.cli import main
-from microgpt.train import format_sample, format_step, losses_and_samples
+from microgpt.train import Run, format_sample, format_step, losses_and_samples
 
 REFERENCE = ROOT / "tests" / "reference" / "baseline_1000_steps.txt"
 # the baseline's first 100 losses (full precision) and 20 names, written by the baseline;
@@ -99,6 +99,32 @@ def test_same_losses_and_samples_as_baseline(name, names_docs, baseline_referenc
         losses, expected_losses
     )
     assert samples == expected_samples
+
+
+# another shape: two layers, 8 wide, 2 heads, a block shorter than some names
+OTHER_SHAPE = GPTConfig(n_layer=2, n_embd=8, n_head=2, block_size=6)
+OTHER_SHAPE_STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def baseline_on_another_shape():
+    run = Run(DOCS, stages.load("baseline"), seed=7, cfg=OTHER_SHAPE)
+    return [loss for _, loss in run.train(OTHER_SHAPE_STEPS)], run.sample(10)
+
+
+@pytest.mark.parametrize("name", OTHER_STAGES)
+def test_same_losses_and_samples_on_another_shape(name, baseline_on_another_shape):
+    """Every stage trains every valid shape: 2 layers x 8 wide x 2 heads, block 6, the
+    baseline's losses within 1e-12 and its names."""
+    module = load_or_skip(name)
+    expected_losses, expected_samples = baseline_on_another_shape
+    run = Run(DOCS, module, seed=7, cfg=OTHER_SHAPE)
+    losses = [loss for _, loss in run.train(OTHER_SHAPE_STEPS)]
+    assert run.model.num_params == 2 * 27 * 8 + 6 * 8 + 2 * 12 * 8 * 8
+    assert first_difference(losses, expected_losses) is None, first_difference(
+        losses, expected_losses
+    )
+    assert run.sample(10) == expected_samples
 
 
 def reference_lines():
