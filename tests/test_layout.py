@@ -75,6 +75,7 @@ def literal_import_module(node):
 DEFERRED = {
     ("data.py", "download"): "urllib is slow to import, and only a download needs it",
     ("cli.py", "bench"): "training imports nothing of the benchmark; only `bench` needs it",
+    ("timing.py", "blas_threads"): "stages._arrays imports numpy, an optional extra",
 }
 
 

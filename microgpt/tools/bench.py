@@ -269,9 +269,9 @@ def write_reports(args, report):
     if args.update_readme:
         path = args.update_readme
         readme = reports.read_text(path, "a README")
-        text = reports.replace_between_markers(readme, markdown, path, markers_of(args))
-        text = with_section_tables(text, report, path)
-        outputs.append(("--update-readme", path, text.encode("utf-8")))
+        updated = reports.replace_between_markers(readme, markdown, path, markers_of(args))
+        updated = with_section_tables(updated, report, path)
+        outputs.append(("--update-readme", path, updated.encode("utf-8")))
     if args.plot:
         chart = reports.render_plot(report, reports.plot_format(args.plot))
         outputs.append(("--plot", args.plot, chart))
