@@ -39,7 +39,9 @@ from microgpt.book import chapters
 ROOT = Path(__file__).resolve().parent.parent
 
 REQUIRE_BROWSER = os.environ.get("MICROGPT_REQUIRE_BROWSER") == "1"
-CHAPTER_BUDGET_S = float(os.environ.get("MICROGPT_SITE_CHAPTER_BUDGET_S", "180"))
+# a guard against a hung kernel, not a speed check: a chapter on a loaded 2-core machine
+# may take several minutes in Pyodide
+CHAPTER_BUDGET_S = float(os.environ.get("MICROGPT_SITE_CHAPTER_BUDGET_S", "420"))
 CDN_TAG = "needs-cdn"
 # a cell whose output differs in the browser by design: Python 3.14's own defaults (the
 # recursion limit, the collector's thresholds), or what the kernel lacks (numba, numpy
