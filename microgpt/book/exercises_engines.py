@@ -5,20 +5,39 @@ Pure standard library, so they run in the browser too, where PyTorch does not.
 """
 
 import math
+import numbers
 import random
 import struct
 
+from ..arguments import ArgumentError, checked, shown, whole
 from .exercises import Wrong, call, checker
+
+
+def a_real(value, label):
+    """A real number a float holds (not a bool), as given: infinities and NaN too."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    try:
+        ok = ok and isinstance(float(value), float)
+    except OverflowError:  # an int too large for a float
+        ok = False
+    if not ok:
+        raise ArgumentError(f"{label} must be a number a float holds, not {shown(value)}")
+    return value
+
 
 # ---------------------------------------------------------------------------------------
 # chapter 17: bfloat16
 
 
+@checked(x=a_real)
 def bfloat16(x):
     """`x` rounded to the nearest bfloat16, as a float: float32's 8 exponent bits and the
     top 7 of its 23 fraction bits, ties to the even neighbour (PyTorch's conversion).
     `x` is first rounded to float32, which PyTorch's bfloat16 tensors are converted from."""
-    (bits,) = struct.unpack("<I", struct.pack("<f", x))
+    try:
+        (bits,) = struct.unpack("<I", struct.pack("<f", x))
+    except OverflowError:  # beyond float32's range, so it rounds to infinity, as in PyTorch
+        return math.copysign(math.inf, x)
     if math.isnan(x):
         return x
     bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
@@ -103,6 +122,15 @@ GB = 1e9
 ZERO_PAPER_CASE = (7.5e9, 64, {0: 120 * GB, 1: 31.4 * GB, 2: 16.6 * GB, 3: 1.875 * GB})
 
 
+def a_count(value, label):
+    """A finite number of at least 0 (not a bool), as given: parameters may be `7.5e9`."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and 0 <= value <= 1e300):
+        raise ArgumentError(f"{label} must be a number from 0 to 1e+300, not {shown(value)}")
+    return value
+
+
+@checked(num_params=a_count, devices=whole(1), stage=whole(0, 3))
 def zero_bytes(num_params, devices, stage):
     """Bytes of model states per device under ZeRO stage 0 (DDP: all replicated) to 3, for
     mixed-precision Adam: 2 bytes of weights, 2 of gradients and 12 of optimizer state

@@ -11,7 +11,7 @@ the browser site show the prose without it.
 
 import re
 
-from ..arguments import ArgumentError, checked, instance, shown
+from ..arguments import ArgumentError, checked, instance, optional, shown, whole
 from ..arguments import text as a_str
 from ..tools.report import RECORD_PATH, read_record
 from .checks import notebook
@@ -34,6 +34,23 @@ def record():
     return read_record(RECORD_PATH)
 
 
+def a_record(value, label):
+    """A benchmark record as `record()` reads it: its stages' rows and its scale cells,
+    each with a name."""
+    rec = value if isinstance(value, dict) else {}
+    scale = rec.get("scale") or {}
+    cells = scale.get("cells", []) if isinstance(scale, dict) else None
+    for rows in (rec.get("stages"), cells):
+        if not isinstance(rows, list) or not all(
+            isinstance(row, dict) and isinstance(row.get("name"), str) for row in rows
+        ):
+            raise ArgumentError(
+                f"{label} must be a benchmark record (figures.record()), not {shown(value)}"
+            )
+    return value
+
+
+@checked(rec=optional(a_record))
 def record_rows(rec=None):
     """{name: row} of the record: the stages' rows, and the scale section's cells, named
     as `tensor 2x256 B32, 1 BLAS` (`timing.ScaleCell.label`)."""
@@ -57,6 +74,36 @@ def a_number(value, label):
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ArgumentError(f"{label} must be a number, not {shown(value)}")
     return value
+
+
+def _figure(row, field, label):
+    """The number `row[field]` of a record's row, or an `ArgumentError` naming the fields
+    that hold one."""
+    value = row.get(field) if isinstance(field, str) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        fields = [k for k, v in row.items() if type(v) in (int, float)]  # not bools
+        raise ArgumentError(
+            f"{label}: the row has no number {shown(field)}; it has: {', '.join(fields)}"
+        )
+    return value
+
+
+def _section_rows(name, label):
+    """The rows of the record's `name` section (`data_parallel`, `torch_engines`)."""
+    rec = record()
+    if name not in rec:
+        make = name.replace("_", "-")
+        raise ArgumentError(
+            f"{label}: the record has no {name} section; make it with: make readme-{make}"
+        )
+    return rec[name]["rows"]
+
+
+def _parts(source, size, label, example):
+    """`source` as a list of `size` parts, or an `ArgumentError` showing one."""
+    if not isinstance(source, (list, tuple)) or len(source) != size:
+        raise ArgumentError(f"{label} must be {example}, not {shown(source)}")
+    return list(source)
 
 
 @checked(value=a_number, field=a_str)
@@ -88,24 +135,32 @@ def quote_record(**figures):
     show(texts, {name: list(source) for name, source in figures.items()})
 
 
+@checked(width=whole(1), processes=whole(1), threads=whole(1))
 def data_parallel_row(width, processes, threads):
     """The row of the record's data-parallel section for that run."""
-    rows = record()["data_parallel"]["rows"]
-    return next(
-        r for r in rows if (r["width"], r["processes"], r["threads"]) == (width, processes, threads)
-    )
+    rows = _section_rows("data_parallel", "data_parallel_row")
+    runs = [(r["width"], r["processes"], r["threads"]) for r in rows]
+    if (width, processes, threads) not in runs:
+        raise ArgumentError(
+            f"data_parallel_row: the record has no run ({width}, {processes}, {threads}); "
+            f"it has (width, processes, threads): {', '.join(map(str, runs))}"
+        )
+    return rows[runs.index((width, processes, threads))]
 
 
 def quote_data_parallel(**figures):
     """Quote figures of the record's data-parallel section: name=(width, processes, threads,
     field) for each (`tokens_per_s`, `ms_per_step`, `speedup_vs_one`, `cpu_busy`)."""
-    texts = {
-        name: format_data_parallel(data_parallel_row(*source[:3])[source[3]], source[3])
-        for name, source in figures.items()
-    }
+    example = '(width, processes, threads, field), like (16, 2, 1, "speedup_vs_one")'
+    texts = {}
+    for name, source in figures.items():
+        *run, field = _parts(source, 4, f"quote_data_parallel: {name}", example)
+        row = data_parallel_row(*run)
+        texts[name] = format_data_parallel(_figure(row, field, "quote_data_parallel"), field)
     show(texts, {name: ["data_parallel", *source] for name, source in figures.items()})
 
 
+@checked(value=a_number, field=a_str)
 def format_data_parallel(value, field):
     """A data-parallel figure as the prose writes it: `1.6x`, `12,345` tokens/s, `7.3` ms."""
     if field == "speedup_vs_one":
@@ -117,14 +172,20 @@ def format_data_parallel(value, field):
     return f"{value:.3g}"
 
 
+@checked(width=whole(1), batch=whole(1), engine=a_str)
 def torch_engine_row(width, batch, engine):
     """The row of the record's torch-engines section for that model width, batch and engine."""
-    rows = record()["torch_engines"]["rows"]
-    return next(
-        r for r in rows if (r["shape"][1], r["batch"], r["engine"]) == (width, batch, engine)
-    )
+    rows = _section_rows("torch_engines", "torch_engine_row")
+    runs = [(r["shape"][1], r["batch"], r["engine"]) for r in rows]
+    if (width, batch, engine) not in runs:
+        raise ArgumentError(
+            f"torch_engine_row: the record has no run ({width}, {batch}, {engine!r}); "
+            f"it has (width, batch, engine): {', '.join(map(str, runs))}"
+        )
+    return rows[runs.index((width, batch, engine))]
 
 
+@checked(value=a_number, field=a_str)
 def format_torch_engine(value, field):
     """A torch-engines figure as the prose writes it: `0.52x`, `12,345` tokens/s, `1.3` ms."""
     if field == "cpu_vs_tensor":
@@ -137,25 +198,44 @@ def format_torch_engine(value, field):
 def quote_torch_engines(**figures):
     """Quote figures of the record's torch-engines section: name=(width, batch, engine,
     field) for each (`cpu_ms_per_step`, `tokens_per_s`, `tokens_per_cpu_s`, `cpu_vs_tensor`)."""
-    texts = {
-        name: format_torch_engine(torch_engine_row(*source[:3])[source[3]], source[3])
-        for name, source in figures.items()
-    }
+    example = '(width, batch, engine, field), like (16, 1, "torch float64", "cpu_vs_tensor")'
+    texts = {}
+    for name, source in figures.items():
+        *run, field = _parts(source, 4, f"quote_torch_engines: {name}", example)
+        row = torch_engine_row(*run)
+        texts[name] = format_torch_engine(_figure(row, field, "quote_torch_engines"), field)
     show(texts, {name: ["torch_engines", *source] for name, source in figures.items()})
 
 
+SOURCES = (
+    '[stage, field], ["data_parallel", width, processes, threads, field] or '
+    '["torch_engines", width, batch, engine, field]'
+)
+
+
+def a_source(value, label):
+    """Where a quote from the record comes from (`quoted` gives them): one of `SOURCES`."""
+    section = value[0] if isinstance(value, (list, tuple)) and value else None
+    size = 5 if section in ("data_parallel", "torch_engines") else 2
+    return _parts(value, size, label, SOURCES)
+
+
+@checked(source=a_source)
 def record_figure(source):
     """The text a quote from the record shows now: source is [stage, field],
     ["data_parallel", width, processes, threads, field] or
     ["torch_engines", width, batch, engine, field]."""
+    label = "record_figure"
     if source[0] == "data_parallel":
         width, processes, threads, field = source[1:]
-        return format_data_parallel(data_parallel_row(width, processes, threads)[field], field)
+        row = data_parallel_row(width, processes, threads)
+        return format_data_parallel(_figure(row, field, label), field)
     if source[0] == "torch_engines":
         width, batch, engine, field = source[1:]
-        return format_torch_engine(torch_engine_row(width, batch, engine)[field], field)
+        row = torch_engine_row(width, batch, engine)
+        return format_torch_engine(_figure(row, field, label), field)
     stage, field = source
-    return format_figure(record_row(stage)[field], field)
+    return format_figure(_figure(record_row(stage), field, label), field)
 
 
 @checked(texts=instance(dict), sources=instance(dict))

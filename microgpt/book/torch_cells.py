@@ -13,6 +13,8 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+from ..arguments import ArgumentError, checked, optional, path, shown
+from ..arguments import text as a_str
 from .notebook import in_notebook
 
 NOTE = (
@@ -45,37 +47,78 @@ def current_cell_source():
     return inputs[-1]
 
 
+@checked(source=optional(a_str), folder=path)
 def stored_outputs(source, folder="."):
     """The outputs stored with the code cell whose source is `source`, in the first
     notebook of `folder` that has one (the chapters sit in the kernel's folder); []."""
     if not source:
         return []
-    for path in sorted(Path(folder).glob("*.ipynb")):
+    try:
+        notebooks = sorted(Path(folder).glob("*.ipynb"))
+    except OSError:  # a folder it cannot read has no notebook to show
+        return []
+    for nb_path in notebooks:
         try:
-            cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        except (OSError, ValueError, KeyError):
+            cells = json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        for cell in cells:
+        for cell in cells if isinstance(cells, list) else []:
             if (
-                cell.get("cell_type") == "code"
+                isinstance(cell, dict)
+                and cell.get("cell_type") == "code"
+                and is_lines(cell.get("source"))
                 and text(cell.get("source")).strip() == source.strip()
             ):
                 return cell.get("outputs", [])
     return []
 
 
+def is_lines(value):
+    """Whether `value` is a notebook's multi-line string: a str, a list of str, or None."""
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(line, str) for line in value))
+    )
+
+
+def lines(value, label):
+    if not is_lines(value):
+        raise ArgumentError(f"{label} must be a str or a list of lines (str), not {shown(value)}")
+    return value
+
+
+@checked(value=lines)
 def text(value):
     """A notebook's multi-line string: a list of lines or one string."""
     return "".join(value) if isinstance(value, list) else value or ""
 
 
+def stored_output(value, label):
+    """One output as a notebook stores it: a dict with an `output_type`, its text as lines,
+    its data {mime type: lines, or JSON as a dict}."""
+    output = value if isinstance(value, dict) else {}
+    data = output.get("data", {})
+    ok = isinstance(output.get("output_type"), str) and is_lines(output.get("text"))
+    ok = ok and isinstance(data, dict)
+    if not (ok and all(is_lines(v) or isinstance(v, dict) for v in data.values())):
+        raise ArgumentError(
+            f"{label} must be a notebook's output (a dict with an output_type), not {shown(value)}"
+        )
+    return value
+
+
+@checked(output=stored_output)
 def show_output(output):
     """Show one stored output again: text as text, rich data (tables, figures) as itself."""
     kind = output.get("output_type")
     if kind == "stream":
         print(text(output.get("text")), end="")
     elif kind in ("display_data", "execute_result"):
-        data = {mime: text(value) for mime, value in output.get("data", {}).items()}
+        data = {
+            mime: value if isinstance(value, dict) else text(value)
+            for mime, value in output.get("data", {}).items()
+        }
         if not in_notebook():
             print(data.get("text/plain", ""))
             return

@@ -8,10 +8,47 @@ in the browser site offline and in a stored notebook, and can be tested without 
 import html
 import random
 
+from ..arguments import ArgumentError, checked, instance, number, sequence, shown, whole
+from ..arguments import temperature as a_temperature
+from ..arguments import text as a_str
+from ..config import GPTConfig
+from ..data import Tokenizer
 from ..sampling import generate
 from .notebook import attention_weights
 
+TOKENIZER = instance(Tokenizer, hint=" (Run(...).tokenizer)")
 
+
+def a_run(value, label):
+    """A trained `Run`, or anything with its `model` (of any stage) and `tokenizer`."""
+    model = getattr(value, "model", None)
+    parts = ("sampler", "vocab_size", "cfg", "weights")
+    if not all(hasattr(model, part) for part in parts) or not isinstance(
+        getattr(value, "tokenizer", None), Tokenizer
+    ):
+        raise ArgumentError(
+            f"{label} must be a Run (Run(docs, stages.load('flat'))), not {shown(value)}"
+        )
+    return value
+
+
+def name_list(value, label):
+    """A list of names (str); [] too."""
+    found = sequence(value, label, "names")
+    if not all(isinstance(name, str) for name in found):
+        raise ArgumentError(f"{label} must be a list of names (str), not {shown(value)}")
+    return found
+
+
+def some_names(value, label):
+    """A list of at least one name (str)."""
+    found = name_list(value, label)
+    if not found:
+        raise ArgumentError(f"{label} is empty; give at least one name, like ['emma']")
+    return found
+
+
+@checked(run=a_run, temperature=a_temperature, count=whole(0), seed=whole())
 def sample_at(run, temperature, count=8, seed=0):
     """`count` names from `run`'s model at `temperature`, drawn with `random.Random(seed)`:
     the same seed for every temperature, so only the temperature changes what comes out."""
@@ -20,6 +57,7 @@ def sample_at(run, temperature, count=8, seed=0):
     return [run.tokenizer.decode(generate(run.model, rng, temperature, bos)) for _ in range(count)]
 
 
+@checked(names=name_list, temperature=a_temperature)
 def names_html(names, temperature):
     items = "".join(f"<li><code>{html.escape(name) or '(empty)'}</code></li>" for name in names)
     return (
@@ -27,6 +65,7 @@ def names_html(names, temperature):
     )
 
 
+@checked(cfg=instance(GPTConfig), tokenizer=TOKENIZER, name=a_str)
 def attention_html(cfg, weights, tokenizer, name):
     """One table per head: row = the position being read, column = a position it may look
     at, shade and number = the attention weight (layer 0; rows sum to 1)."""
@@ -57,6 +96,7 @@ def attention_html(cfg, weights, tokenizer, name):
     return f'<div style="display: flex; flex-wrap: wrap">{"".join(tables)}</div>'
 
 
+@checked(run=a_run, count=whole(0), seed=whole(), value=number(0.1, 2.0))
 def temperature_slider(run, count=8, seed=0, value=0.5):
     """A slider over the temperature and the names `run`'s model samples at it."""
     import ipywidgets as widgets
@@ -73,6 +113,7 @@ def temperature_slider(run, count=8, seed=0, value=0.5):
     return widgets.VBox([slider, shown])
 
 
+@checked(run=a_run, names=some_names)
 def attention_explorer(run, names):
     """A menu of `names` (and a box for any other) and each head's attention over it."""
     import ipywidgets as widgets
