@@ -198,7 +198,13 @@ SHAPES = [(1, 16, 16, 27, 1), (2, 32, 16, 27, 1), (1, 16, 8, 300, 1), (2, 32, 16
 
 
 @pytest.mark.heavy
-@pytest.mark.parametrize("name", MEASURABLE)
+@pytest.mark.parametrize(
+    "name",  # the graph of the two scalar stages takes tens of seconds: `make test` only
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in ("baseline", "graph") else n
+        for n in MEASURABLE
+    ],
+)
 def test_the_estimate_bounds_what_a_step_allocates(name, frozen_gc):
     """Above what making the model and one step on block-long names allocate, and
     within a small factor of it: an estimate that refuses what cannot fit, and only that."""

@@ -87,8 +87,16 @@ def first_difference(losses, expected):
     return None
 
 
+# the graph-building stages before `fused` take tens of seconds here: `make check` leaves
+# them to `make test` and checks them on small documents (tests/stages/test_scalar.py)
+SLOWEST = {"cleanup", "numeric_inference", "graph", "numeric_ce"}
+
+
 @pytest.mark.heavy  # the scalar stages take seconds
-@pytest.mark.parametrize("name", OTHER_STAGES)
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOWEST else n for n in OTHER_STAGES],
+)
 def test_same_losses_and_samples_as_baseline(name, names_docs, baseline_reference):
     module = load_or_skip(name)
     expected_losses, expected_samples = baseline_reference

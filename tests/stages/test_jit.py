@@ -89,6 +89,7 @@ def clean_env(**changes):
     return env
 
 
+@pytest.mark.slow  # two fresh processes compile: half a minute
 @needs_numba
 def test_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
     env = clean_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
@@ -102,6 +103,7 @@ def test_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
     assert first_err == second_err == ""
 
 
+@pytest.mark.slow  # a fresh process compiles: half a minute
 @needs_numba
 def test_no_writable_cache_folder_compiles_quietly(tmp_path):
     """A read-only install with no cache folder: numba has nowhere to write, so it
