@@ -679,23 +679,37 @@ def render_data_parallel(section):
     return "\n".join(lines) + "\n"
 
 
-def check_data_parallel(section, path):
-    """A `BenchError` unless the record's data-parallel section has what it renders from."""
-    again = "; make a new one with: make readme-data-parallel"
-    missing = [] if isinstance(section, dict) else ["data_parallel"]
-    missing += [f"data_parallel/{key}" for key in DP_KEYS if not missing and key not in section]
+def check_section(section, path, key, keys, row_keys, render, target):
+    """A `BenchError` unless the record's section `key` (with `keys`, and `rows` of
+    `row_keys`) has what `render` renders from; the message names `make target`."""
+    again = f"; make a new one with: make {target}"
+    missing = [] if isinstance(section, dict) else [key]
+    missing += [f"{key}/{k}" for k in keys if not missing and k not in section]
     rows = [] if missing else section["rows"]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        missing, rows = ["data_parallel/rows"], []
+        missing, rows = [f"{key}/rows"], []
     for row in rows:
-        missing += [f"data_parallel/rows/{key}" for key in DP_ROW_KEYS if key not in row]
+        missing += [f"{key}/rows/{k}" for k in row_keys if k not in row]
     if missing:
         raise BenchError(f"{path}: the record has no {missing[0]!r}{again}")
     try:
-        render_data_parallel(section)
+        render(section)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         problem = single_line(f"{type(e).__name__}: {e}")
         raise BenchError(f"{path}: the record cannot be rendered ({problem}){again}") from None
+
+
+def check_data_parallel(section, path):
+    """A `BenchError` unless the record's data-parallel section has what it renders from."""
+    check_section(
+        section,
+        path,
+        "data_parallel",
+        DP_KEYS,
+        DP_ROW_KEYS,
+        render_data_parallel,
+        "readme-data-parallel",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -788,21 +802,15 @@ def render_torch_engines(section):
 
 def check_torch_engines(section, path):
     """A `BenchError` unless the record's torch-engines section has what it renders from."""
-    again = "; make a new one with: make readme-torch-engines"
-    missing = [] if isinstance(section, dict) else ["torch_engines"]
-    missing += [f"torch_engines/{key}" for key in TE_KEYS if not missing and key not in section]
-    rows = [] if missing else section["rows"]
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        missing, rows = ["torch_engines/rows"], []
-    for row in rows:
-        missing += [f"torch_engines/rows/{key}" for key in TE_ROW_KEYS if key not in row]
-    if missing:
-        raise BenchError(f"{path}: the record has no {missing[0]!r}{again}")
-    try:
-        render_torch_engines(section)
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        problem = single_line(f"{type(e).__name__}: {e}")
-        raise BenchError(f"{path}: the record cannot be rendered ({problem}){again}") from None
+    check_section(
+        section,
+        path,
+        "torch_engines",
+        TE_KEYS,
+        TE_ROW_KEYS,
+        render_torch_engines,
+        "readme-torch-engines",
+    )
 
 
 # every section another command writes into the record: its markers in a README, its table
