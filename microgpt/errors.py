@@ -111,7 +111,7 @@ def os_problem(error):
             import resource  # absent on Windows and in the browser
 
             limit = f" (this process may open {resource.getrlimit(resource.RLIMIT_NOFILE)[0]})"
-        except (ImportError, OSError, ValueError):
+        except (ImportError, AttributeError, OSError, ValueError):  # Pyodide: no getrlimit
             limit = ""
         return f"too many open files{limit}; raise the limit, for example: ulimit -n 1024"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -134,9 +134,10 @@ def address_space_bytes():
     """The soft RLIMIT_AS (`ulimit -v`), or None when unlimited or unknown."""
     try:
         import resource
-    except ImportError:  # Windows, Pyodide
-        return None
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None  # Windows has no `resource`; Pyodide's has no getrlimit
     return None if soft == resource.RLIM_INFINITY else soft
 
 

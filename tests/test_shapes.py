@@ -7,7 +7,9 @@ import io
 import json
 import random
 import resource
+import sys
 import tracemalloc
+import types
 
 import pytest
 from helpers import DOCS, ROOT, assert_one_line, cli_env, load_or_skip, run_cli
@@ -180,6 +182,12 @@ def test_a_memory_error_anywhere_is_one_line_exit_1(monkeypatch, small_names):
     code, _, err = cli(["--stage", "flat", "--data", str(small_names), "--steps", "2"])
     assert code == 1
     assert err == f"microgpt: error: {OUT_OF_MEMORY}\n"
+
+
+def test_a_resource_module_without_getrlimit_means_no_address_space_limit(monkeypatch):
+    """Pyodide has a `resource` module without getrlimit: the browser trains unlimited."""
+    monkeypatch.setitem(sys.modules, "resource", types.ModuleType("resource"))
+    assert memory.address_space_bytes() is None
 
 
 def test_the_limit_is_the_smaller_of_machine_and_address_space(monkeypatch):
