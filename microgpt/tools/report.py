@@ -655,15 +655,8 @@ def data_parallel_note(section):
 
 
 def data_parallel_context(section):
-    load = section.get("load") or {}
-    busy = ""
-    if load.get("start") is not None and load.get("end") is not None:
-        busy = f", load average {load['start']:.1f} at the start and {load['end']:.1f} at the end"
-    names = " (on the built-in fallback names, not makemore's)" if section.get("fallback") else ""
-    return (
-        f"PyTorch {section['torch']}, {section['python']} on {section['machine']}{busy}, "
-        f"{section['date']}{names}"
-    )
+    """`context_note` with the PyTorch version the runs used."""
+    return f"PyTorch {section['torch']}, {context_note(section)}"
 
 
 def render_data_parallel(section):
