@@ -148,16 +148,21 @@ def data_parallel_row(width, processes, threads):
     return rows[runs.index((width, processes, threads))]
 
 
+def _quote_section(section, figures, row_of, formatter, example):
+    """Quote figures of the record's `section`: name=(the row's keys..., field) for each."""
+    label = f"quote_{section}"
+    texts = {}
+    for name, source in figures.items():
+        *run, field = _parts(source, 4, f"{label}: {name}", example)
+        texts[name] = formatter(_figure(row_of(*run), field, label), field)
+    show(texts, {name: [section, *source] for name, source in figures.items()})
+
+
 def quote_data_parallel(**figures):
     """Quote figures of the record's data-parallel section: name=(width, processes, threads,
     field) for each (`tokens_per_s`, `ms_per_step`, `speedup_vs_one`, `cpu_busy`)."""
     example = '(width, processes, threads, field), like (16, 2, 1, "speedup_vs_one")'
-    texts = {}
-    for name, source in figures.items():
-        *run, field = _parts(source, 4, f"quote_data_parallel: {name}", example)
-        row = data_parallel_row(*run)
-        texts[name] = format_data_parallel(_figure(row, field, "quote_data_parallel"), field)
-    show(texts, {name: ["data_parallel", *source] for name, source in figures.items()})
+    _quote_section("data_parallel", figures, data_parallel_row, format_data_parallel, example)
 
 
 @checked(value=a_number, field=a_str)
@@ -199,12 +204,7 @@ def quote_torch_engines(**figures):
     """Quote figures of the record's torch-engines section: name=(width, batch, engine,
     field) for each (`cpu_ms_per_step`, `tokens_per_s`, `tokens_per_cpu_s`, `cpu_vs_tensor`)."""
     example = '(width, batch, engine, field), like (16, 1, "torch float64", "cpu_vs_tensor")'
-    texts = {}
-    for name, source in figures.items():
-        *run, field = _parts(source, 4, f"quote_torch_engines: {name}", example)
-        row = torch_engine_row(*run)
-        texts[name] = format_torch_engine(_figure(row, field, "quote_torch_engines"), field)
-    show(texts, {name: ["torch_engines", *source] for name, source in figures.items()})
+    _quote_section("torch_engines", figures, torch_engine_row, format_torch_engine, example)
 
 
 SOURCES = (
