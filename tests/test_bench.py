@@ -92,6 +92,12 @@ def test_record_holds_every_stage_in_pass_order_with_its_noise(measured):
     assert ratio > 3 and flat["noise_vs_previous"] is False  # flat is ~30x: never within noise
     assert "round 1/2 (CPU ms/step): baseline " in measured.done.stderr
     assert "round 2/2 (CPU ms/step): " in measured.done.stderr
+    for row in record["stages"]:  # the same rounds, timed again with the collector off
+        assert len(row["off_cpu_chunk_rounds"]) == 2 and row["cpu_ms_per_step_off"] > 0
+        assert row["collector_share"] == 1 - row["cpu_ms_per_step_off"] / row["cpu_ms_per_step"]
+        assert list(row["cpu_speedup_vs_baseline_by_window"]) == ["2"]  # the only window
+    off = baseline["cpu_ms_per_step_off"] / flat["cpu_ms_per_step_off"]
+    assert flat["cpu_speedup_vs_baseline_off"] == off
 
 
 def test_readme_section_is_the_record_s_table_and_nothing_else_changed(measured):
@@ -280,11 +286,13 @@ def test_default_stages_that_cannot_run_are_left_out_with_why(
 
 
 def test_rounds_alternate_and_a_stage_failing_in_a_round_is_left_out(monkeypatch):
-    timed = []
+    timed, settings = [], []
 
-    def time_round(module, docs, num_steps, num_samples, budget=1.0, sample_budget=1.0):
+    def time_round(module, docs, num_steps, num_samples, budget=1.0, sample_budget=1.0,
+                   collector_off=False, off_first=False):  # fmt: skip
         if budget:  # not the warm-up
             timed.append(module)
+            settings.append((collector_off, off_first))
         if budget and module == "gc" and timed.count("gc") == 2:
             raise RuntimeError("flaky")
         return timing.RoundTiming([1.0], [1.0], None, 1)
@@ -295,6 +303,8 @@ def test_rounds_alternate_and_a_stage_failing_in_a_round_is_left_out(monkeypatch
     modules = {name: name for name in ["fused", "gc", "flat"]}
     results = timing.run_bench(modules, [], 5, 3, 0, None, lambda line: None, left_out)
     assert timed == ["fused", "gc", "flat", "flat", "gc", "fused", "fused", "flat"]
+    # every round also times the collector off, which goes first in every other round
+    assert settings == [(True, False)] * 3 + [(True, True)] * 3 + [(True, False)] * 2
     assert [r.name for r in results] == ["fused", "flat"]
     assert [len(r.cpu_ms_per_step_rounds) for r in results] == [3, 3]
     assert left_out == [{"name": "gc", "reason": "fails to run (RuntimeError: flaky)"}]
@@ -343,6 +353,84 @@ def test_speedups_noise_and_estimates_from_medians(names_docs):
     scale = timing.full_run_scale(names_docs, 30)
     assert 0.9 < scale < 1.1  # the first 30 shuffled names are about as long as the first 1000
     assert rows[1]["est_full_run_s"] == pytest.approx(2.0 * scale + 2.0 * 20 / 1000)
+
+
+class Recorder:
+    """A stage whose steps record whether the collector ran during them."""
+
+    seen = []
+
+    class Model:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def train_step(self, tokens, step, num_steps):
+            Recorder.seen.append(gc.isenabled())
+            return 0.0
+
+
+@pytest.mark.parametrize("off_first", [False, True])
+def test_a_round_times_the_same_steps_with_the_collector_running_and_off(names_docs, off_first,
+                                                                         monkeypatch):  # fmt: skip
+    def recorded_run(docs, module, seed):  # a real run's names, the recorder's models
+        run = Run(docs, stages.load("flat"), seed=seed)
+        run.model = Recorder.Model()
+        return run
+
+    monkeypatch.setattr(Run, "fresh_model", lambda run: Recorder.Model())
+    monkeypatch.setattr(Recorder, "seen", [])
+    monkeypatch.setattr(timing, "Run", recorded_run)
+    before = gc.isenabled()
+    t = timing.time_round(Recorder, names_docs, 10, 0, 0, 0, collector_off=True,
+                          off_first=off_first)  # fmt: skip
+    assert gc.isenabled() == before
+    off_then_on = [False] * 10 + [True] * 10
+    assert Recorder.seen == (off_then_on if off_first else off_then_on[::-1])
+    assert len(t.cpu_chunks) == len(t.off_cpu_chunks) == 2  # two chunks of 5 steps each
+
+
+def test_windows_are_the_first_chunks_per_step():
+    assert timing.windows_of(100) == [20, 50, 100] and timing.windows_of(20) == [20]
+    assert timing.windows_of(30) == [20, 30]
+    # 4 chunks of 5 steps, as shares of the 20 steps' ms per step: 1, 1, 3, 3 -> 8 ms/step
+    rounds = [[1.0, 1.0, 3.0, 3.0], [1.0, 1.0, 3.0, 3.0]]
+    assert timing.window_ms(rounds, 20, 20) == 8.0
+    assert timing.window_ms(rounds, 20, 10) == 2.0 * 20 / 10  # steps 1-10: 4 ms/step
+
+
+def with_collector(name, on_chunks, off_chunks):
+    result = timing.StageResult(name)
+    for on, off in zip(on_chunks, off_chunks):
+        result.add(timing.RoundTiming(on, on, None, 1, off, off))
+    return result
+
+
+def test_collector_share_credits_off_and_windows_from_made_up_rounds(names_docs):
+    # baseline: 100 ms/step over 40 steps, 30 of it the collector's, all in steps 21-40
+    base = with_collector(
+        "baseline", [[6.25] * 4 + [18.75] * 4] * 3, [[6.25] * 4 + [11.25] * 4] * 3
+    )
+    flat = with_collector("flat", [[0.25] * 8] * 3, [[0.25] * 8] * 3)
+    rows = report.summarize([base, flat], names_docs, 40)
+    assert rows[0]["collector_share"] == pytest.approx(0.3)
+    assert rows[1]["cpu_speedup_vs_baseline"] == 50.0
+    assert rows[1]["cpu_speedup_vs_baseline_off"] == 35.0
+    assert rows[1]["collector_share"] == 0.0
+    windows = rows[1]["cpu_speedup_vs_baseline_by_window"]
+    assert list(windows) == ["20", "40"]
+    assert windows["20"] == {"on": 25.0, "off": 25.0} and windows["40"]["on"] == 50.0
+    record = {"stages": rows}
+    columns = report.collector_columns(record)
+    assert columns[-1] == "vs baseline over 20 / 40 steps"
+    assert report.collector_cells(rows[1])[1:] == (
+        "2.0", "2.0", "0%", "50.0x", "35.0x", "50.0x", "35.0x", "25.0x / 50.0x",
+    )  # fmt: skip
+    assert "differ by more than 10% for flat" in report.collector_note(record)
+    flat_even = with_collector(
+        "flat", [[0.125] * 4 + [0.375] * 4] * 3, [[0.125] * 4 + [0.375] * 4] * 3
+    )
+    record = {"stages": report.summarize([base, flat_even], names_docs, 40)}
+    assert "agree within 10% for every stage" in report.collector_note(record)
 
 
 def test_one_slow_chunk_of_one_round_does_not_move_the_median():

@@ -109,11 +109,13 @@ def _parts(source, size, label, example):
 @checked(value=a_number, field=a_str)
 def format_figure(value, field):
     """A record's value as the prose writes it: speed-ups as `"21.4x"`, times in ms,
-    tokens per second as `"4,180"`."""
+    tokens per second as `"4,180"`, shares as `"35%"`."""
     if field.startswith(("cpu_speedup", "speedup")):
         return f"{value:.3g}x" if value < 100 else f"{value:,.0f}x"
     if field == "tokens_per_s":
         return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+    if field.endswith("_share"):
+        return f"{100 * value:.0f}%"
     return f"{value:.3g}"
 
 

@@ -36,6 +36,8 @@ from .timing import (
     full_run_scale,
     overlap,
     spread,
+    window_ms,
+    windows_of,
 )
 
 RECORD_PATH = Path(__file__).resolve().parent / "record.json"  # `make readme-table` writes it
@@ -105,9 +107,59 @@ def summarize(results, docs, num_steps):
                 "wall_chunk_rounds": r.wall_chunk_rounds,
                 "cpu_chunk_rounds": r.cpu_chunk_rounds,
             }
+            | collector_figures(r, baseline, previous)
+            | window_figures(r, baseline, num_steps)
         )
         previous = r
     return rows
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def collector_figures(r, baseline, previous):
+    """The row's figures with the collector off during the steps (none where the rounds
+    did not time them): its CPU ms per step, the collector's share of the step, and the
+    speed-ups over the same stages, also off. A pass's credit with the collector off is
+    what the pass does to the stage's own work."""
+    off = r.cpu_ms_per_step_off
+    if off is None:
+        return {}
+    rounds = r.cpu_ms_per_step_off_rounds
+    compared = baseline is not None and r is not baseline
+    return {
+        "cpu_ms_per_step_off": off,
+        "collector_share": 1 - off / r.cpu_ms_per_step,
+        "cpu_speedup_vs_baseline_off": ratio(baseline and baseline.cpu_ms_per_step_off, off),
+        "cpu_speedup_vs_previous_off": ratio(previous and previous.cpu_ms_per_step_off, off),
+        "noise_vs_baseline_off": (
+            overlap(rounds, baseline.cpu_ms_per_step_off_rounds) if compared else None
+        ),
+        "noise_vs_previous_off": (
+            overlap(rounds, previous.cpu_ms_per_step_off_rounds) if previous else None
+        ),
+        "off_wall_chunk_rounds": r.off_wall_chunk_rounds,
+        "off_cpu_chunk_rounds": r.off_cpu_chunk_rounds,
+    }
+
+
+def window_figures(r, baseline, num_steps):
+    """The speed-up over the baseline in each window of steps 1-w (`windows_of`), with
+    the collector running and off: a ratio that holds for a whole run holds in each."""
+    if baseline is None or not r.cpu_chunk_rounds:
+        return {}
+    windows = {}
+    for w in windows_of(num_steps):
+        figures = {}
+        for key, chunks, base in (
+            ("on", r.cpu_chunk_rounds, baseline.cpu_chunk_rounds),
+            ("off", r.off_cpu_chunk_rounds, baseline.off_cpu_chunk_rounds),
+        ):
+            if chunks and base:
+                figures[key] = window_ms(base, num_steps, w) / window_ms(chunks, num_steps, w)
+        windows[str(w)] = figures
+    return {"cpu_speedup_vs_baseline_by_window": windows}
 
 
 def new_report(command, settings, dataset, load, left_out, results):
@@ -267,15 +319,105 @@ def markdown_table(columns, rows, rule=None):
     ]
 
 
+WINDOW_AGREEMENT = 0.10  # ratios of different windows within this of each other agree
+
+
+def collector_columns(report):
+    """The second table's columns; the windows' only where a baseline was measured."""
+    windows = next((list(window_figures_of(r)) for r in collector_rows(report)), [])
+    last = [f"vs baseline over {' / '.join(windows)} steps"] if windows else []
+    return (
+        "stage",
+        "CPU ms/step",
+        "collector off",
+        "collector's share",
+        "vs baseline",
+        "vs baseline, off",
+        "vs previous",
+        "vs previous, off",
+        *last,
+    )
+
+
+def collector_rows(report):
+    """The rows that have figures with the collector off (none in an older record)."""
+    return [row for row in report["stages"] if "cpu_ms_per_step_off" in row]
+
+
+def window_figures_of(row):
+    """{window: {"on": speed-up, "off": speed-up}}; empty without a baseline."""
+    return row.get("cpu_speedup_vs_baseline_by_window") or {}
+
+
+def window_speedups(row, key="on"):
+    return [w.get(key) for w in window_figures_of(row).values()]
+
+
+def window_disagreement(row, key="on"):
+    """How far the row's windows' speed-ups lie apart: largest / smallest - 1."""
+    speedups = [x for x in window_speedups(row, key) if x]
+    return max(speedups) / min(speedups) - 1 if speedups else 0.0
+
+
+def collector_cells(row):
+    """The row's cells in `collector_columns` order."""
+    return (
+        row["name"],
+        fmt_ms(row["cpu_ms_per_step"]),
+        fmt_ms(row["cpu_ms_per_step_off"]),
+        fmt_percent(row["collector_share"]),
+        fmt_speedup(row["cpu_speedup_vs_baseline"], row["noise_vs_baseline"]),
+        fmt_speedup(row["cpu_speedup_vs_baseline_off"], row["noise_vs_baseline_off"]),
+        fmt_speedup(row["cpu_speedup_vs_previous"], row["noise_vs_previous"]),
+        fmt_speedup(row["cpu_speedup_vs_previous_off"], row["noise_vs_previous_off"]),
+        *(
+            [" / ".join(fmt_speedup(x) for x in window_speedups(row))]
+            if window_figures_of(row)
+            else []
+        ),
+    )
+
+
+def collector_note(report):
+    """What the second table shows, and whether its windows agree."""
+    rows = collector_rows(report)
+    apart = [r for r in rows if window_disagreement(r) > WINDOW_AGREEMENT]
+    limit = fmt_percent(WINDOW_AGREEMENT)
+    agreement = (
+        f"the windows' speed-ups agree within {limit} for every stage"
+        if not apart
+        else "the windows' speed-ups differ by more than "
+        f"{limit} for {', '.join(r['name'] for r in apart)}: the range is the figure"
+    )
+    return (
+        "the same rounds' steps timed again with the collector off during the steps: "
+        "collector's share = 1 - off / on; vs baseline over a window: CPU time of steps "
+        f"1 to that step (medians per chunk); {agreement}"
+    )
+
+
 def render_text(report):
-    """The table for a terminal."""
+    """The tables for a terminal: the stages, then with the collector on and off."""
     lines = text_table(TABLE_COLUMNS, [table_cells(row) for row in report["stages"]])
+    if collector_rows(report):
+        lines.append("")
+        rows = [collector_cells(row) for row in collector_rows(report)]
+        lines += text_table(collector_columns(report), rows)
     lines.append("")
     lines.append(context_note(report))
     lines.append(method_note(report))
+    if collector_rows(report):
+        lines.append(collector_note(report))
     if left_out_note(report):
         lines.append(f"not measured: {left_out_note(report)}")
     return "\n".join(lines) + "\n"
+
+
+def render_collector_markdown(report):
+    """The second table for the README: every stage with the collector on and off."""
+    rows = [[f"`{row['name']}`", *collector_cells(row)[1:]] for row in collector_rows(report)]
+    lines = markdown_table(collector_columns(report), rows)
+    return lines + ["", f"With the collector off: {collector_note(report)}."]
 
 
 def render_markdown(report):
@@ -291,6 +433,8 @@ def render_markdown(report):
     lines.append(f"{context_note(report)}.")
     if left_out_note(report):
         lines.append(f"Not measured: {left_out_note(report)}.")
+    if collector_rows(report):
+        lines += ["", *render_collector_markdown(report)]
     return "\n".join(lines) + "\n"
 
 

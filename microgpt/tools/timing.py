@@ -169,15 +169,31 @@ def isolated_gc():
         (gc.enable if enabled else gc.disable)()
 
 
-def time_chunks(model, tokens, chunk=CHUNK_STEPS):
-    """([wall s], [CPU s]) of each run of `chunk` consecutive steps, from step 1."""
+@contextmanager
+def collector_running(running):
+    """The cyclic collector as asked during the steps: `running` False switches it off
+    (a stage that pauses it itself, `gc`, then finds it off and leaves it so). No stage's
+    graph has cycles, so nothing piles up; the round's end collects anyway."""
+    enabled = gc.isenabled()
+    if not running:
+        gc.disable()
+    try:
+        yield
+    finally:
+        (gc.enable if enabled else gc.disable)()
+
+
+def time_chunks(model, tokens, chunk=CHUNK_STEPS, collector=True):
+    """([wall s], [CPU s]) of each run of `chunk` consecutive steps, from step 1; with the
+    collector off during the steps where `collector` is False."""
     wall, cpu = [], []
-    for start in range(0, len(tokens), chunk):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        for step in range(start, min(start + chunk, len(tokens))):
-            model.train_step(tokens[step], step, FULL_STEPS)
-        wall.append(time.perf_counter() - start_wall)
-        cpu.append(time.process_time() - start_cpu)
+    with collector_running(collector):
+        for start in range(0, len(tokens), chunk):
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            for step in range(start, min(start + chunk, len(tokens))):
+                model.train_step(tokens[step], step, FULL_STEPS)
+            wall.append(time.perf_counter() - start_wall)
+            cpu.append(time.process_time() - start_cpu)
     return wall, cpu
 
 
@@ -210,12 +226,15 @@ def time_steps(step, count):
 @dataclass
 class RoundTiming:
     """One round of one stage. A chunk's figure is its share of the round's ms per step
-    (its ms over all the round's steps), so the chunks add up to the round's ms/step."""
+    (its ms over all the round's steps), so the chunks add up to the round's ms/step.
+    `off_*_chunks`: the same steps with the collector off, where the round measured them."""
 
     wall_chunks: list
     cpu_chunks: list
     sample_ms: float | None
     repeats: int
+    off_wall_chunks: list | None = None
+    off_cpu_chunks: list | None = None
 
     @property
     def ms_per_step(self):
@@ -237,49 +256,101 @@ BUDGET = number(0, 3600)
     num_samples=whole(0, 10_000),
     budget=BUDGET,
     sample_budget=BUDGET,
+    collector_off=instance(bool),
+    off_first=instance(bool),
 )
 def time_round(
-    module, docs, num_steps, num_samples, budget=ROUND_BUDGET_S, sample_budget=SAMPLE_BUDGET_S
+    module,
+    docs,
+    num_steps,
+    num_samples,
+    budget=ROUND_BUDGET_S,
+    sample_budget=SAMPLE_BUDGET_S,
+    collector_off=False,
+    off_first=False,
 ):
     """One round: `num_steps` steps of fresh seed-42 models, repeated until `budget`
     seconds are spent, then sampling, repeated until `sample_budget` is: a fast stage's
-    figure averages many runs instead of resting on a few milliseconds."""
+    figure averages many runs instead of resting on a few milliseconds.
+
+    With `collector_off`, each repeat is timed twice, with the collector running and off
+    during the steps, in turns (off first where `off_first`: rounds take turns, so that
+    neither setting always runs second), each until it has spent `budget`.
+    """
+    settings = [True, False] if collector_off else [True]
+    if off_first:
+        settings.reverse()
     with isolated_gc():
         run = Run(docs, module, seed=SEED)
         tokens = [run.tokenizer.encode(doc) for doc in step_docs(run.docs, num_steps)]
-        wall, cpu, repeats, model = None, None, 0, run.model
-        while repeats == 0 or sum(wall) < budget:
-            if repeats:  # the first repeat trains the run's model, later ones its twin
-                model = run.fresh_model()
-            chunk_wall, chunk_cpu = time_chunks(model, tokens)
-            wall = chunk_wall if wall is None else [a + b for a, b in zip(wall, chunk_wall)]
-            cpu = chunk_cpu if cpu is None else [a + b for a, b in zip(cpu, chunk_cpu)]
-            repeats += 1
-        model = None  # sampling keeps only the run's model alive
-        per_step = 1000 / (repeats * num_steps)
-        wall_chunks, cpu_chunks = [s * per_step for s in wall], [s * per_step for s in cpu]
+        chunks = [0.0] * -(-len(tokens) // CHUNK_STEPS)
+        timed = {running: (chunks, chunks, 0) for running in settings}
+        first = run.model  # the first repeat trains the run's model (sampling's), later its twins
+        while any(repeats == 0 or sum(wall) < budget for wall, _, repeats in timed.values()):
+            for running in settings:
+                wall, cpu, repeats = timed[running]
+                if repeats and sum(wall) >= budget:
+                    continue
+                model, first = first or run.fresh_model(), None
+                chunk_wall, chunk_cpu = time_chunks(model, tokens, collector=running)
+                model = None  # one timed model alive at a time, besides the run's
+                timed[running] = (add(wall, chunk_wall), add(cpu, chunk_cpu), repeats + 1)
+        timing = RoundTiming(*ms_per_step_chunks(*timed[True], len(tokens)), None, timed[True][2])
+        if collector_off:
+            timing.off_wall_chunks, timing.off_cpu_chunks = ms_per_step_chunks(
+                *timed[False], len(tokens)
+            )
         if num_samples == 0:
-            return RoundTiming(wall_chunks, cpu_chunks, None, repeats)
+            return timing
         sample_s, sample_repeats = 0.0, 0
         while sample_repeats == 0 or sample_s < sample_budget:
             sample_s += time_sampling(run, num_samples)
             sample_repeats += 1
-        sample_ms = 1000 * sample_s / (sample_repeats * num_samples)
-        return RoundTiming(wall_chunks, cpu_chunks, sample_ms, repeats)
+        timing.sample_ms = 1000 * sample_s / (sample_repeats * num_samples)
+        return timing
+
+
+def add(a, b):
+    return [x + y for x, y in zip(a, b)]
+
+
+def ms_per_step_chunks(wall, cpu, repeats, num_steps):
+    """Seconds per chunk over `repeats` repeats as ms per step of the round (`RoundTiming`)."""
+    per_step = 1000 / (repeats * num_steps)
+    return [s * per_step for s in wall], [s * per_step for s in cpu]
 
 
 # ---------------------------------------------------------------------------------------
 # stages side by side
 
 
-def chunked_median(chunk_rounds):
-    """ms per step: per chunk of steps the median over the rounds, added up.
+def chunked_median(chunk_rounds, num_chunks=None):
+    """ms per step: per chunk of steps the median over the rounds, added up (of the first
+    `num_chunks` chunks only, where given: their share of the round's ms per step).
 
     A slow second spoils one chunk of one round and the chunk's median drops it; the
     median of whole rounds keeps it whenever slow seconds hit most rounds.
     """
-    num_chunks = len(chunk_rounds[0])
+    num_chunks = len(chunk_rounds[0]) if num_chunks is None else num_chunks
     return sum(statistics.median(r[c] for r in chunk_rounds) for c in range(num_chunks))
+
+
+WINDOWS = (20, 50, 100)  # the windows (steps from step 1) whose ratios the record compares
+
+
+def windows_of(num_steps, chunk=CHUNK_STEPS):
+    """The windows a run of `num_steps` steps holds whole chunks of: `WINDOWS` up to it,
+    and itself."""
+    fitting = [w for w in WINDOWS if w < num_steps and w % chunk == 0]
+    return [*fitting, num_steps]
+
+
+def window_ms(chunk_rounds, num_steps, window, chunk=CHUNK_STEPS):
+    """ms per step over steps 1-`window` of rounds of `num_steps` steps: the chunks'
+    medians as in `chunked_median`, per step of the window. The collector's cycles and
+    the names' lengths differ from window to window; the record compares them."""
+    share = chunked_median(chunk_rounds, -(-window // chunk))
+    return share * num_steps / window
 
 
 @dataclass
@@ -293,6 +364,8 @@ class StageResult:
     peak_mib: float | None = None
     wall_chunk_rounds: list = field(default_factory=list)  # per round, `RoundTiming` chunks
     cpu_chunk_rounds: list = field(default_factory=list)
+    off_wall_chunk_rounds: list = field(default_factory=list)  # the same, collector off
+    off_cpu_chunk_rounds: list = field(default_factory=list)
 
     def add(self, timing):
         self.ms_per_step_rounds.append(timing.ms_per_step)
@@ -300,6 +373,18 @@ class StageResult:
         self.sample_ms_rounds.append(timing.sample_ms)
         self.wall_chunk_rounds.append(timing.wall_chunks)
         self.cpu_chunk_rounds.append(timing.cpu_chunks)
+        if timing.off_cpu_chunks is not None:
+            self.off_wall_chunk_rounds.append(timing.off_wall_chunks)
+            self.off_cpu_chunk_rounds.append(timing.off_cpu_chunks)
+
+    @property
+    def cpu_ms_per_step_off(self):
+        """CPU ms per step with the collector off during the steps; None if not measured."""
+        return chunked_median(self.off_cpu_chunk_rounds) if self.off_cpu_chunk_rounds else None
+
+    @property
+    def cpu_ms_per_step_off_rounds(self):
+        return [sum(chunks) for chunks in self.off_cpu_chunk_rounds]
 
     @property
     def ms_per_step(self):
@@ -327,14 +412,24 @@ class StageResult:
     on_error=optional(function),
     log=optional(function),
     budget=optional(BUDGET),
+    collector_off=instance(bool),
 )
 def side_by_side(
-    modules, docs, num_steps, rounds, num_samples=0, on_error=None, log=None, budget=None
+    modules,
+    docs,
+    num_steps,
+    rounds,
+    num_samples=0,
+    on_error=None,
+    log=None,
+    budget=None,
+    collector_off=False,
 ):
     """{name: `StageResult`} of every stage of `modules` ({name: a module with a `Model`,
     or anything with one}): a warm-up round, then `rounds` interleaved rounds of
-    `time_round`. `on_error` as for `interleave`; `log` gets a line after each round.
-    `budget` (seconds) caps a round's repeats, as `time_round`'s does."""
+    `time_round` (with `collector_off`, each also times the steps with the collector off).
+    `on_error` as for `interleave`; `log` gets a line after each round. `budget` (seconds)
+    caps a round's repeats, as `time_round`'s does."""
     budget = ROUND_BUDGET_S if budget is None else budget
     sample_budget = min(budget, SAMPLE_BUDGET_S)
     warmup_steps, warmup_samples = min(num_steps, WARMUP_STEPS), min(num_samples, WARMUP_SAMPLES)
@@ -342,16 +437,23 @@ def side_by_side(
     def warm_up(module):  # imports, caches, a compiler's first call: never in a timed round
         return time_round(module, docs, warmup_steps, warmup_samples, 0, 0)
 
+    done = []  # rounds finished: odd rounds time the collector off first
+
     def timed(module):
-        return time_round(module, docs, num_steps, num_samples, budget, sample_budget)
+        off_first = len(done) % 2 == 1
+        return time_round(
+            module, docs, num_steps, num_samples, budget, sample_budget, collector_off, off_first
+        )
 
     def progress(r, results):
-        figures = ", ".join(f"{n} {t[-1].cpu_ms_per_step:.3g}" for n, t in results.items())
-        log(f"round {r + 1}/{rounds} (CPU ms/step): {figures}")
+        done.append(r)
+        if log:
+            figures = ", ".join(f"{n} {t[-1].cpu_ms_per_step:.3g}" for n, t in results.items())
+            log(f"round {r + 1}/{rounds} (CPU ms/step): {figures}")
 
     warmed = interleave(modules, 1, warm_up, on_error)
     live = {name: modules[name] for name in warmed}
-    timings = interleave(live, rounds, timed, on_error, progress if log else None)
+    timings = interleave(live, rounds, timed, on_error, progress)
     results = {}
     for name, rounds_of_stage in timings.items():
         results[name] = StageResult(name)
@@ -361,8 +463,9 @@ def side_by_side(
 
 
 def run_bench(modules, docs, num_steps, repeat, num_samples, data_path, log, left_out=None):
-    """[`StageResult`] of every stage of `modules`, in order: `side_by_side`, then each
-    stage's peak memory in a process of its own (`measure_peak_mib`).
+    """[`StageResult`] of every stage of `modules`, in order: `side_by_side`, its rounds
+    timing the steps with the collector running and off, then each stage's peak memory
+    in a process of its own (`measure_peak_mib`).
 
     A stage that raises is left out with its reason when `left_out` is a list (the
     default stages: one stage being written must not stop the others), else the
@@ -378,7 +481,9 @@ def run_bench(modules, docs, num_steps, repeat, num_samples, data_path, log, lef
         log(f"left out: {name} {reason}")
         left_out.append({"name": name, "reason": reason})
 
-    results = side_by_side(modules, docs, num_steps, repeat, num_samples, drop, log)
+    results = side_by_side(
+        modules, docs, num_steps, repeat, num_samples, drop, log, collector_off=True
+    )
     warmup_steps = min(num_steps, WARMUP_STEPS)
 
     def peak(result):  # the longest name's step makes the peak: other steps only add minutes
