@@ -35,6 +35,7 @@ import pytest
 import screenshots
 
 from microgpt.book import chapters
+from microgpt.book.breakdown import recorded_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -945,6 +946,46 @@ def test_readme_engine_table_is_the_recorded_measurements():
     readme = (ROOT / "lite" / "README.md").read_text(encoding="utf-8")
     table = readme.split("<!-- engines:start -->\n")[1].split("<!-- engines:end -->")[0]
     assert table == printed.stdout, "lite/README.md's table is not the records'; paste --compare"
+
+
+def test_measure_collector_makes_the_record_chapter_11_reads(tmp_path):
+    """lite/measure_collector.py runs chapter 11's breakdown in the site's Pyodide, in node,
+    and writes a record the chapter reads; its Python, thresholds, generations and
+    collections per step (counts of objects, not times) are the stored record's."""
+    _check_tools(browser_needed=False)
+    if shutil.which("node") is None:
+        _unavailable("node is not installed; install Node.js and npm")
+    stored = recorded_collector()
+    out = tmp_path / "collector.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "lite" / "measure_collector.py"), "--output", str(out)],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = recorded_collector(out)
+    if new["data"] != stored["data"]:
+        _unavailable(f"the names here are {new['data']}, the record's {stored['data']}")
+    assert new["pyodide"] == stored["pyodide"] == build_site.pyodide_version()
+    assert new["command"] == f"python lite/measure_collector.py --output {out}"
+    for key in ("python", "threshold", "steps", "callback_generations"):
+        assert new[key] == stored[key], key
+    for name, stage in stored["stages"].items():
+        counts = {g: count for g, (count, _) in stage["collector_by_generation"].items()}
+        again = new["stages"][name]["collector_by_generation"]
+        assert {g: count for g, (count, _) in again.items()} == counts, name
+
+
+def test_measure_collector_refuses_a_missing_names_file_in_one_line(tmp_path):
+    given = tmp_path / "missing.txt"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "lite" / "measure_collector.py"), "--data", str(given),
+         "--output", str(tmp_path / "out.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {given}") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "out.json").exists()
 
 
 def test_compare_refuses_what_is_not_a_record_in_one_line(tmp_path):

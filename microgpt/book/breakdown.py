@@ -12,17 +12,26 @@ attributes that wrap the methods its `train_step` calls (`loss` or `backward`,
 wrapper only notes the moment the phase changes. Freeing the step's graph, when
 `train_step` returns, counts with backward. Times are CPU time (`time.process_time`),
 as the benchmark's ratios are.
+
+The same figures in the browser's Python (Pyodide's CPython 3.14) are recorded by
+lite/measure_collector.py; `recorded_collector` reads that record and `collector_table`
+sets it beside this Python's (chapter 11, "Which Python").
 """
 
 import gc
 import math
+import platform
+import reprlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import stages
-from ..arguments import ArgumentError, checked, function, instance, optional, shown, whole
+from ..arguments import ArgumentError, checked, function, instance, optional, path, shown, whole
 from ..arguments import text as a_str
 from ..data import names
+from ..errors import single_line
+from ..files import parse_json, read_capped
 from ..model import GPT
 from ..stages import graph
 from ..tools.timing import FULL_STEPS
@@ -280,11 +289,148 @@ def plot_breakdowns(breakdowns, title="CPU ms per training step", ax=None):
     return ax.figure
 
 
+# ---------------------------------------------------------------------------------------
+# the same figures in the browser's Python, recorded by lite/measure_collector.py
+
+#: chapter 11's breakdown in Pyodide's Python 3.14 (served with the package, so the
+#: browser edition reads it too)
+BROWSER_RECORD = Path(__file__).resolve().parent / "collector_pyodide.json"
+MAX_RECORD_BYTES = 1 << 20
+REMAKE = "make it again with: python lite/measure_collector.py"
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _record_problem(record):
+    """What makes `record` unlike lite/measure_collector.py's output, or None."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key in ("python_version", "implementation", "pyodide", "date"):
+        if not isinstance(record.get(key), str):
+            return f"no text {key!r}"
+    threshold = record.get("threshold")
+    if not isinstance(threshold, list) or not all(isinstance(t, int) for t in threshold):
+        return "no 'threshold' (a list of whole numbers)"
+    if not isinstance(record.get("stages"), dict) or not record["stages"]:
+        return "no 'stages'"
+    for name, stage in record["stages"].items():
+        ms = stage.get("ms_per_step") if isinstance(stage, dict) else None
+        ok = isinstance(ms, dict) and set(ms) == set(PHASES)
+        ok = ok and all(v is None or _number(v) for v in ms.values())
+        by_generation = stage.get("collector_by_generation") if ok else None
+        ok = ok and isinstance(by_generation, dict)
+        ok = ok and all(
+            g.isascii()
+            and g.isdigit()
+            and isinstance(v, list)
+            and len(v) == 2
+            and all(map(_number, v))
+            for g, v in by_generation.items()
+        )
+        if not ok:
+            return f"stage {reprlib.repr(name)} lacks ms_per_step or collector_by_generation"
+    return None
+
+
+def a_collector_record(value, label):
+    problem = _record_problem(value)
+    if problem:
+        raise ArgumentError(f"{label} must be recorded_collector()'s record ({problem})")
+    return value
+
+
+@checked(file=path)
+def recorded_collector(file=BROWSER_RECORD):
+    """The record of lite/measure_collector.py: chapter 11's breakdown measured in the
+    browser's Python (Pyodide), with its version and the collector's thresholds."""
+    raw = read_capped(file, MAX_RECORD_BYTES, ArgumentError, "a collector record")
+    try:
+        record = parse_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ArgumentError(f"{file}: not a JSON record ({e}); {REMAKE}") from None
+    problem = _record_problem(record)
+    if problem:
+        raise ArgumentError(f"{file}: not a collector record ({problem}); {REMAKE}")
+    return record
+
+
+def measured(value, label):
+    """{stage: measure(...)}, a `Breakdown` per stage."""
+    if not (
+        isinstance(value, dict) and value and all(isinstance(b, Breakdown) for b in value.values())
+    ):
+        raise ArgumentError(f"{label} must be {{stage: measure(...)}}, not {shown(value)}")
+    return value
+
+
+def _ms(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _share(ms):
+    step = sum(v for v in ms.values() if v is not None)
+    return f"{100 * ms['collector'] / step:.1f}%" if step > 0 else "-"
+
+
+def _collections(by_generation, generation):
+    if generation not in by_generation:
+        return "-"
+    count, ms = by_generation[generation]
+    return f"{count:.1f} per step, {ms:.2f} ms"
+
+
+@checked(breakdowns=measured, record=a_collector_record)
+def collector_table(breakdowns, record):
+    """This Python's collector figures (`breakdowns`, measured here) beside the record's
+    (the browser's Python), one row per figure: the thresholds, and per stage the step's
+    CPU ms, the collector's ms and share, and collections per step by generation."""
+    missing = [name for name in breakdowns if name not in record["stages"]]
+    if missing:
+        have = ", ".join(record["stages"])
+        raise ArgumentError(
+            single_line(f"collector_table: the record has no stage {missing[0]}; it has {have}")
+        )
+    here = f"{platform.python_implementation()} {platform.python_version()}"
+    there = single_line(f"{record['implementation']} {record['python_version']}")
+    rows = [
+        ("", here, there),
+        (
+            "",
+            "(here, measured above)",
+            single_line(f"(Pyodide {record['pyodide']}, {record['date'][:10]})"),
+        ),
+        ("collector thresholds", str(gc.get_threshold()), str(tuple(record["threshold"]))),
+    ]
+    for name, b in breakdowns.items():
+        ours, theirs = b.ms_per_step(), record["stages"][name]["ms_per_step"]
+        step = [sum(v for v in ms.values() if v is not None) for ms in (ours, theirs)]
+        rows.append((f"{name}: CPU ms per step", *map(_ms, step)))
+        rows.append((f"{name}: collector ms", _ms(ours["collector"]), _ms(theirs["collector"])))
+        rows.append((f"{name}: collector share", _share(ours), _share(theirs)))
+        ours_by = {str(g): v for g, v in b.collector_by_generation().items()}
+        theirs_by = record["stages"][name]["collector_by_generation"]
+        for g in sorted(set(ours_by) | set(theirs_by), key=int):
+            rows.append(
+                (f"{name}: generation {g}", _collections(ours_by, g), _collections(theirs_by, g))
+            )
+        if not ours_by and not theirs_by:
+            rows.append((f"{name}: collections", "none", "none"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    )
+
+
 __all__ = [
+    "BROWSER_RECORD",
     "PHASES",
     "Breakdown",
+    "collector_table",
     "collector_time",
     "measure",
     "plot_breakdowns",
+    "recorded_collector",
     "step_breakdown",
 ]
