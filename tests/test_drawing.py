@@ -101,7 +101,8 @@ def test_crosses_sees_a_segment_through_a_box_and_not_one_beside_it():
 
 def small_graphs():
     a, b = Value(2.0), Value(-3.0)
-    yield (a * b + a) * b**-1  # chapter 02's first figure: `a` feeds two ops
+    yield a * b + a  # chapter 02's first figure: `a` feeds two ops
+    yield (a * b + a) * b**-1  # the same, one row deeper
     x = [Value(float(i)) for i in range(5)]
     yield sum(xi * x[0] for xi in x) + x[0].exp()  # one input used on every row
     rng = random.Random(0)  # chapter 02's attention of one query over two positions
@@ -112,7 +113,9 @@ def small_graphs():
     yield sum(w_t * v_t for w_t, v_t in zip(softmax(scores), v))
 
 
-@pytest.mark.parametrize("root", list(small_graphs()), ids=["a-feeds-two", "fan-out", "attention"])
+@pytest.mark.parametrize(
+    "root", list(small_graphs()), ids=["a-feeds-two", "deeper", "fan-out", "attention"]
+)
 def test_no_edge_passes_under_a_box(root):
     boxes, edges, width, height = drawing.graph_layout(root)
     inside = 0.5  # touching a box's border (where an edge starts or ends) is not crossing
