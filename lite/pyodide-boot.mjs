@@ -75,6 +75,49 @@ async function withPages(pages, load) {
   }
 }
 
+// Pyodide frees a garbage-collected PyProxy in a FinalizationRegistry callback, which needs the
+// GIL. WebKitGTK also runs such callbacks inside a synchronous XMLHttpRequest made in a worker,
+// not only as tasks of their own; the kernel reads every file of its folder (/drive) that way,
+// from inside a system call for which CPython has released the GIL. The callback then throws
+// NoGilError ("Attempted to use PyProxy when Python GIL not held") out of the worker: a page
+// error, now and then (the JupyterLite kernel leaks a few PyProxies per message). So Pyodide's
+// registry is made, while it loads, with a callback that waits for the GIL: a cleanup that
+// comes while Python has released it runs in a later task, once Python holds the GIL again.
+async function withGilSafeCleanup(load) {
+  const Registry = globalThis.FinalizationRegistry;
+  if (typeof Registry !== "function") return load();
+  let module = null; // Pyodide's, once loaded: until then every cleanup runs at once
+  const gilHeld = () => !module || module._PyGILState_Check() !== 0;
+  globalThis.FinalizationRegistry = class extends Registry {
+    constructor(cleanup) {
+      const waiting = [];
+      let scheduled = false;
+      const retry = () => {
+        scheduled = false;
+        while (waiting.length && gilHeld()) cleanup(waiting.shift());
+        if (waiting.length) schedule(10);
+      };
+      const schedule = (ms) => {
+        if (!scheduled) setTimeout(retry, ms);
+        scheduled = true;
+      };
+      super((held) => {
+        if (gilHeld()) return cleanup(held);
+        waiting.push(held);
+        schedule(0);
+      });
+    }
+  };
+  let pyodide;
+  try {
+    pyodide = await load();
+  } finally {
+    globalThis.FinalizationRegistry = Registry;
+  }
+  if (typeof pyodide._module?._PyGILState_Check === "function") module = pyodide._module;
+  return pyodide;
+}
+
 // the snapshot's header: [magic, offset of the memory, ...] (Pyodide's makeSnapshot)
 function memoryPages(snapshot) {
   const offset = new Uint32Array(snapshot.buffer, snapshot.byteOffset, 2)[1];
@@ -104,8 +147,8 @@ export async function startPython(snapshot, options = {}, files = null) {
     try {
       // `packages` with a snapshot never finishes loading in this Pyodide: loaded after
       const { packages = [], ...rest } = options;
-      const pyodide = await withPages(memoryPages(memory), () =>
-        loadFresh({ ...rest, _loadSnapshot: memory }),
+      const pyodide = await withGilSafeCleanup(() =>
+        withPages(memoryPages(memory), () => loadFresh({ ...rest, _loadSnapshot: memory })),
       );
       const later = listing ? listing.later : [];
       if (archive && listing) writeFiles(pyodide, archive, listing);
@@ -122,7 +165,7 @@ export async function startPython(snapshot, options = {}, files = null) {
       console.warn(`Python snapshot ${snapshot} not usable (${err}); starting Python without it`);
     }
   }
-  return loadFresh(options);
+  return withGilSafeCleanup(() => loadFresh(options));
 }
 
 // What the site adds to its kernel, as modules in site-packages that an IPython startup

@@ -665,6 +665,64 @@ def test_run_all_offline_in_every_engine(engine, site, served, playwright_driver
     assert not elsewhere, elsewhere[:5]
 
 
+# In node (boot.mjs as the site serves it, Python started without a snapshot): 20 PyProxies
+# become garbage, and their cleanups are run (cleanupSome) from Python's stdout handler, which
+# CPython calls from a write with the GIL released; then, a moment later, how many are alive.
+CLEANUP_WITHOUT_GIL = """
+const { startPython } = await import(process.argv[2]);
+const pyodide = await startPython(null, { indexURL: process.argv[3] });
+pyodide.runPython(`
+import weakref
+refs = []
+class Freed:
+    def __init__(self):
+        refs.append(weakref.ref(self))
+`);
+const alive = () => pyodide.runPython("sum(r() is not None for r in refs)");
+for (let i = 0; i < 20; i++) pyodide.runPython("Freed()"); // each a PyProxy, dropped
+globalThis.gc();
+const registry = pyodide._module.finalizationRegistry;
+const seen = { gilInWrite: null, error: null };
+pyodide.setStdout({
+  write(buffer) {
+    seen.gilInWrite = pyodide._module._PyGILState_Check();
+    try {
+      registry.cleanupSome();
+    } catch (err) {
+      seen.error = String(err);
+    }
+    return buffer.length;
+  },
+});
+pyodide.runPython("print('cleanup', flush=True)");
+seen.aliveAfterWrite = alive();
+await new Promise((resolve) => setTimeout(resolve, 200));
+seen.aliveLater = alive();
+console.log(JSON.stringify(seen));
+"""
+
+
+def test_pyproxy_cleanup_without_the_gil_waits_for_it(site, tmp_path):
+    """A PyProxy's cleanup that the engine runs while Python has released the GIL waits for
+    the GIL, then frees the object: no NoGilError. WebKitGTK runs such cleanups inside a
+    synchronous XMLHttpRequest, which the kernel's file system (/drive) makes from inside
+    Python's system calls; here node runs them from inside a write to stdout."""
+    script = tmp_path / "cleanup.mjs"
+    script.write_text(CLEANUP_WITHOUT_GIL)
+    pyodide = site / "static" / "pyodide"
+    proc = subprocess.run(
+        ["node", "--expose-gc", "--harmony-weak-refs-with-cleanup-some", str(script),
+         (pyodide / "boot.mjs").as_uri(), f"{pyodide}/"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["gilInWrite"] == 0, "the cleanup did not run where the GIL is released"
+    assert seen["error"] is None, seen["error"]
+    assert seen["aliveAfterWrite"] == 20, "a cleanup ran without the GIL"
+    assert seen["aliveLater"] == 0, "the cleanups did not run once Python held the GIL"
+
+
 def test_contents_version_follows_contents(site, tmp_path, monkeypatch):
     """Readers' edits are stored per edition: the store is named after the contents.
 
