@@ -56,12 +56,13 @@ check: lint
 bench: $(VENV)/.installed-run
 	$(PY) -m microgpt bench $(ARGS)
 
-# The benchmark of record, microgpt/tools/record.json, and the README's stage table rendered
-# from it: about 4 minutes, on a quiet machine. The full environment, so the compiled
+# The benchmark of record, microgpt/tools/record.json, and the README's stage tables rendered
+# from it (each round times the steps with the collector running and off; windows of 20, 50
+# and 100 steps): about 12 minutes, on a quiet machine. The full environment, so the compiled
 # stage is measured too (a stage that cannot run is left out, and the table says why).
 # `python -m microgpt bench --from-record microgpt/tools/record.json` prints it again.
 readme-table: $(VENV)/.installed
-	$(PY) -m microgpt bench --steps 20 --repeat 7 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
+	$(PY) -m microgpt bench --steps 100 --repeat 5 --record microgpt/tools/record.json --update-readme README.md $(ARGS)
 
 # The scale section of the record (tokens/s over widths 16 to 512, batches 1 and 32, for
 # the stages that take larger shapes) and the README's second table: a few minutes. It is
