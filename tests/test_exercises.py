@@ -3,6 +3,7 @@ usual wrong ones with a message that names the mistake."""
 
 import inspect
 import math
+import sys
 
 from microgpt.book import exercises as ex
 from microgpt.config import AdamConfig
@@ -139,6 +140,13 @@ def test_check_count_nodes():
     assert ex.check_count_nodes(iterative)
     assert "once" in repr(ex.check_count_nodes(counts_paths))
     assert "explicit stack" in repr(ex.check_count_nodes(recursive))
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(5_000)  # as PyTorch's compiler leaves it (2,000), and more
+    try:
+        assert "explicit stack" in repr(ex.check_count_nodes(recursive))
+    finally:
+        sys.setrecursionlimit(before)
+    assert sys.getrecursionlimit() == before
 
 
 def test_check_num_params():
