@@ -369,8 +369,13 @@ def _ms(value):
     return "-" if value is None else f"{value:.2f}"
 
 
+def _step_ms(ms):
+    """A step's CPU ms: its phases added up (a phase a stage lacks is None)."""
+    return sum(v for v in ms.values() if v is not None)
+
+
 def _share(ms):
-    step = sum(v for v in ms.values() if v is not None)
+    step = _step_ms(ms)
     return f"{100 * ms['collector'] / step:.1f}%" if step > 0 else "-"
 
 
@@ -405,8 +410,7 @@ def collector_table(breakdowns, record):
     ]
     for name, b in breakdowns.items():
         ours, theirs = b.ms_per_step(), record["stages"][name]["ms_per_step"]
-        step = [sum(v for v in ms.values() if v is not None) for ms in (ours, theirs)]
-        rows.append((f"{name}: CPU ms per step", *map(_ms, step)))
+        rows.append((f"{name}: CPU ms per step", _ms(_step_ms(ours)), _ms(_step_ms(theirs))))
         rows.append((f"{name}: collector ms", _ms(ours["collector"]), _ms(theirs["collector"])))
         rows.append((f"{name}: collector share", _share(ours), _share(theirs)))
         ours_by = {str(g): v for g, v in b.collector_by_generation().items()}
