@@ -66,11 +66,15 @@ KERNEL_PACKAGES = ["micropip", "piplite", "pyodide-kernel", "ipykernel", "comm",
 KERNEL_LATER = ["jedi", "parso"]
 KERNEL_FILES = "kernel-site-packages.tar.gz"
 #: imported before the kernel's snapshot is taken: what `import pyodide_kernel` imports,
-#: but not pyodide_kernel itself (it holds references to the page's JavaScript objects)
+#: but not pyodide_kernel itself (it holds references to the page's JavaScript objects),
+#: and the standard library that the kernel's `import piplite.piplite` pulls in (through
+#: micropip, which holds JavaScript objects too): unittest.mock alone took about a second
+#: of a cold kernel start in Chromium (lite/README.md)
 KERNEL_IMPORTS = (
     "import comm, IPython, IPython.core.completer, IPython.core.interactiveshell, "
     "IPython.core.shellapp, IPython.core.application, IPython.core.history, "
-    "IPython.core.inputtransformer2, IPython.display, traitlets.config"
+    "IPython.core.inputtransformer2, IPython.display, traitlets.config, unittest.mock, "
+    "html.parser"
 )
 #: name: (archive of files written first, code run before the memory is taken)
 SNAPSHOTS = {

@@ -915,8 +915,9 @@ def render_torch_engines(section):
         "row in turn, a few steps each); tokens: the real target tokens trained on; spread: "
         "interquartile range / median of the rounds' CPU time; CPU time vs tensor: over "
         f"`tensor`'s at the same model and batch, {NOISE_MARK} where the middle halves of "
-        "their rounds overlap (within the noise); `tensor` one BLAS thread, `torch` one thread "
-        "up to width 64 and every core above"
+        "their rounds overlap (within the noise); threads: `tensor` one BLAS thread while its "
+        "largest product is small and one per idle core from 2**24 multiply-adds on (32 names "
+        "at width 256), `torch` one thread up to width 64 and every core above"
     )
     load = section.get("load") or {}
     busy = ""
