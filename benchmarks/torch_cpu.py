@@ -9,9 +9,9 @@ float32, eager and compiled, at microgpt's shape and at 2 layers x 256, one name
 names per step. Every model is built and warmed up first (compiling included), then R
 rounds interleave them (`microgpt.tools.timing.interleave`), each timing a few steps of
 every row; figures are medians of the rounds (`microgpt.tools.report.torch_engine_rows`).
-Each stage sets its own threads: `tensor` one BLAS thread while its largest product is small
-and one per idle core from 2**24 multiply-adds on (32 names at width 256), `torch` one
-thread up to width 64 and all the cores above.
+Each stage sets its own threads: `tensor` its BLAS threads by the size of its largest
+product (`microgpt.stages._arrays.threads_for`), `torch` one thread up to width 64 and all
+the cores above.
 
 `--record PATH` writes the table into that benchmark record as its `torch_engines` section
 (the rest of the record as it was); `--update-readme PATH` renders it between the README's

@@ -68,8 +68,8 @@ KERNEL_FILES = "kernel-site-packages.tar.gz"
 #: imported before the kernel's snapshot is taken: what `import pyodide_kernel` imports,
 #: but not pyodide_kernel itself (it holds references to the page's JavaScript objects),
 #: and the standard library that the kernel's `import piplite.piplite` pulls in (through
-#: micropip, which holds JavaScript objects too): unittest.mock alone took about a second
-#: of a cold kernel start in Chromium (lite/README.md)
+#: micropip, which holds JavaScript objects too): less Python to run at a cold start
+#: (lite/README.md, "A fast kernel start", has what each part of a start costs)
 KERNEL_IMPORTS = (
     "import comm, IPython, IPython.core.completer, IPython.core.interactiveshell, "
     "IPython.core.shellapp, IPython.core.application, IPython.core.history, "
