@@ -34,7 +34,7 @@ from microgpt import files, stages  # noqa: E402
 from microgpt.config import GPTConfig  # noqa: E402
 from microgpt.data import load_dataset  # noqa: E402
 from microgpt.tools import report  # noqa: E402
-from microgpt.tools.timing import interleave  # noqa: E402
+from microgpt.tools.timing import SETTLE_S, interleave  # noqa: E402
 from microgpt.train import Run  # noqa: E402
 
 SHAPES = {"1x16": GPTConfig(), "2x256": GPTConfig(n_layer=2, n_embd=256, n_head=4)}
@@ -108,6 +108,7 @@ def measure(docs, rounds, compiled, log):
         rounds,
         lambda cell: cell.advance(cell.chunk),
         after_round=lambda r, _: log(f"round {r + 1} / {rounds}"),
+        settle_s=SETTLE_S,
     )
     return report.torch_engine_rows({label: row for label, (row, _) in cells.items()}, results)
 
@@ -124,6 +125,7 @@ def section(command, rounds, rows, load):
         "load": load,
         "rounds": rounds,
         "warmup": WARMUP,
+        "settle_s": SETTLE_S,
         "timers": {"wall": "time.perf_counter", "cpu": "time.process_time"},
         "rows": rows,
     }

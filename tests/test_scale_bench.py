@@ -269,3 +269,20 @@ def test_make_scale_table_as_typed_adds_the_section_and_the_readme_table(names_p
     assert table == report.render_scale_markdown(record["scale"])
     old = report.table_in(readme, "README.md", (report.SCALE_START, report.SCALE_END))
     assert updated.replace(table, "", 1) == readme.replace(old, "", 1)
+
+
+def test_every_measurement_waits_untimed_for_the_last_one_s_threads(monkeypatch):
+    events = []
+    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(("sleep", s)))
+    timing.interleave({"a": "a", "b": "b"}, 2, lambda s: events.append(s), settle_s=0.3)
+    wait = ("sleep", 0.3)
+    assert events == [wait, "a", wait, "b", wait, "b", wait, "a"]
+
+
+def test_the_scale_note_says_so_only_where_the_record_waited(scaled):
+    section = report.read_record(scaled.rec)["scale"]
+    assert section["settle_s"] == timing.SETTLE_S
+    wait = f"after {timing.SETTLE_S:g} s untimed, for the last cell's BLAS threads to sleep"
+    assert wait in report.scale_method_note(section)
+    del section["settle_s"]  # a record from before the wait
+    assert "untimed" not in report.scale_method_note(section)

@@ -28,7 +28,21 @@ from ..model import param_shapes
 from . import DEVICES, DTYPES, StageError
 
 IGNORE = -1  # the target of a padded position: cross-entropy skips it
-THREADS = torch.get_num_threads()  # PyTorch's own choice (the cores, or OMP_NUM_THREADS)
+
+
+def own_threads():
+    """PyTorch's CPU threads for a model wide enough to share its products: its own choice
+    (the cores, or OMP_NUM_THREADS), except after `tensor`'s numpy, whose `_arrays` sets
+    MKL_NUM_THREADS=1 for numpy's BLAS: PyTorch, loaded after, would take that for the
+    user's and run one thread. Then a thread per core this process may run on."""
+    arrays = sys.modules.get(f"{__package__}._arrays")
+    if arrays is not None and not arrays.USER_SET:
+        return arrays.cores()
+    return torch.get_num_threads()
+
+
+THREADS = own_threads()
+threads_set = None  # the count `use_threads` last gave PyTorch
 
 
 class UnavailableOption(StageError):
@@ -201,9 +215,15 @@ class Model:
         )
 
     def use_threads(self):
-        """This model's CPU threads: the setting is the process's, and models may share one."""
-        if self.device.type == "cpu" and torch.get_num_threads() != self.threads:
+        """This model's CPU threads: the setting is the process's, and models may share one.
+
+        Set through `torch.set_num_threads`, which sets OpenMP's count and MKL's:
+        `torch.get_num_threads()` reads OpenMP's alone, so it is not asked.
+        """
+        global threads_set
+        if self.device.type == "cpu" and threads_set != self.threads:
             torch.set_num_threads(self.threads)
+            threads_set = self.threads
 
     def batch_tensors(self, token_lists):
         """(ids, targets) as (B, T) tensors: names padded to the longest, targets IGNORE there."""

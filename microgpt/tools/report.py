@@ -30,6 +30,7 @@ from .timing import (
     SCALE_BUDGET_S,
     SCALE_HEADS,
     SCALE_WARMUP_STEPS,
+    SETTLE_S,
     WARMUP_SAMPLES,
     WARMUP_STEPS,
     BenchError,
@@ -510,6 +511,7 @@ def new_scale_section(command, repeat, dataset, load, results, modules, vocab_si
         "load": load,
         "repeat": repeat,
         "round_budget_s": SCALE_BUDGET_S,
+        "settle_s": SETTLE_S,
         "warmup_steps": SCALE_WARMUP_STEPS,
         "timers": {"wall": "time.perf_counter", "cpu": "time.process_time"},
         "data": dataset.source,
@@ -543,13 +545,21 @@ def scale_cells_row(cell):
     )
 
 
+def settled(section):
+    """The untimed wait before each cell, as the section's note says it (older records
+    have none)."""
+    if not section.get("settle_s"):
+        return ""
+    return f" after {section['settle_s']:g} s untimed, for the last cell's BLAS threads to sleep"
+
+
 def scale_method_note(section):
     """How the scale figures were measured, from the section itself."""
     budget = section.get("round_budget_s", SCALE_BUDGET_S)
     return (
         f"median of {section['repeat']} interleaved rounds, each cell training on for "
-        f"{budget:g} s (one step at least) from step 1 of the seed-42 order, {SCALE_HEADS} "
-        "heads, block 16; tokens/s: positions trained on (each predicting the next "
+        f"{budget:g} s (one step at least) from step 1 of the seed-42 order{settled(section)}, "
+        f"{SCALE_HEADS} heads, block 16; tokens/s: positions trained on (each predicting the next "
         "token) per second of wall time; CPU ms/step adds every thread's time; spread: "
         "interquartile range / median of the rounds' ms/step; BLAS threads held at 1 or 2 "
         "for the stages whose products go through numpy's BLAS (-: the stage's own choice, "
@@ -912,8 +922,9 @@ def render_torch_engines(section):
     note = (
         f"median of {section['rounds']} interleaved rounds (every model built and warmed up "
         f"first, {section['warmup']} steps, compiling included; then each round times every "
-        "row in turn, a few steps each); tokens: the real target tokens trained on; spread: "
-        "interquartile range / median of the rounds' CPU time; CPU time vs tensor: over "
+        f"row in turn, a few steps each{settled(section)}); tokens: the real target tokens "
+        "trained on; spread: interquartile range / median of the rounds' CPU time; "
+        "CPU time vs tensor: over "
         f"`tensor`'s at the same model and batch, {NOISE_MARK} where the middle halves of "
         "their rounds overlap (within the noise); threads: `tensor` one BLAS thread while its "
         "largest product is small and one per idle core from 2**24 multiply-adds on (32 names "

@@ -111,19 +111,28 @@ def load_modules(stage_names, left_out=None):
 # the loop
 
 
+# seconds to wait, untimed, before a subject that may follow another's thread pool: an
+# OpenBLAS thread spins on its core after its last product (2**28 cycles, about 0.1 s,
+# by default) before it sleeps, and PyTorch's threads then share the cores with it
+SETTLE_S = 0.3
+
+
 @checked(
     subjects=instance(dict),
     rounds=whole(0),
     measure=function,
     on_error=optional(function),
     after_round=optional(function),
+    settle_s=number(0, 60),
 )
-def interleave(subjects, rounds, measure, on_error=None, after_round=None):
+def interleave(subjects, rounds, measure, on_error=None, after_round=None, settle_s=0.0):
     """{name: [what `measure(subject)` returned, round by round]} of every subject of
     `subjects` ({name: subject}), measured once per round for `rounds` rounds.
 
     The order alternates (A B C, then C B A), so no subject always runs right after
-    the same neighbour, and a busy minute slows them all alike. A `measure` that
+    the same neighbour, and a busy minute slows them all alike. `settle_s` seconds
+    pass before each measurement, untimed, so that the threads the last subject left
+    spinning are asleep (`SETTLE_S`, where subjects run thread pools). A `measure` that
     raises stops the loop; with `on_error(name, error)`, that subject is dropped
     (rounds and all) and the others go on. `after_round(index, results)` runs after
     each round (a progress line).
@@ -132,6 +141,7 @@ def interleave(subjects, rounds, measure, on_error=None, after_round=None):
     results = {name: [] for name in live}
     for r in range(rounds):
         for name in list(live) if r % 2 == 0 else list(reversed(live)):
+            time.sleep(settle_s)
             try:
                 results[name].append(measure(live[name]))
             except Exception as e:  # any failure of the subject's own code
@@ -750,7 +760,7 @@ def scale_side_by_side(modules, docs, cells, rounds, budget=SCALE_BUDGET_S, log=
         if log:
             log(f"scale round {r + 1}/{rounds} done")
 
-    timings = interleave(runs, rounds, measure, after_round=progress)
+    timings = interleave(runs, rounds, measure, after_round=progress, settle_s=SETTLE_S)
     results = {}
     for cell, measured in timings.items():
         results[cell] = ScaleResult(cell)

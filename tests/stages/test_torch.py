@@ -21,7 +21,7 @@ from helpers import CFG, assert_close, baseline_grads, flat_list, make_prints, s
 
 from microgpt import stages  # noqa: E402
 from microgpt.config import GPTConfig  # noqa: E402
-from microgpt.tools import report  # noqa: E402
+from microgpt.tools import report, timing  # noqa: E402
 from microgpt.tools.cli import main  # noqa: E402
 from microgpt.train import Run  # noqa: E402
 
@@ -388,6 +388,8 @@ def test_the_cpu_benchmark_writes_its_section_and_the_readme_table(
     assert [r["cpu_vs_tensor"] for r in rows][::3] == [1.0, 1.0]
     table = report.render_torch_engines(record["torch_engines"])
     assert capsys.readouterr().out == table
+    assert record["torch_engines"]["settle_s"] == timing.SETTLE_S
+    assert f"each after {timing.SETTLE_S:g} s untimed, for the last cell's BLAS" in table
     readme = readme_path.read_text()
     assert readme == f"before\n{markers[0]}\n{table}{markers[1]}\nafter\n"
 
@@ -440,3 +442,42 @@ def test_one_baseline_training_step_matches_torch():
     assert_close(
         flat_list(baseline.weights(), tok.vocab_size), flat_list(model.weights(), tok.vocab_size)
     )
+
+
+THREADS_PROBE = """
+import os, sys
+import microgpt.stages._arrays as arrays  # tensor's numpy first: MKL_NUM_THREADS=1 for its BLAS
+import torch
+from microgpt.config import GPTConfig
+from microgpt.model import init_weights
+from microgpt.stages import pytorch
+import random
+cfg = GPTConfig(n_layer=1, n_embd=128, n_head=4)
+model = pytorch.Model(cfg, 27, init_weights(cfg, 27, random.Random(0)), device="cpu")
+before = torch.get_num_threads()
+model.use_threads()
+info = torch.__config__.parallel_info()
+mkl = info.split("mkl_get_max_threads() :")[1].split()[0] if "mkl_get" in info else "none"
+print(os.environ.get("MKL_NUM_THREADS"), before, pytorch.THREADS, arrays.cores(),
+      torch.get_num_threads(), mkl)
+"""
+
+
+@pytest.mark.parametrize("omp", [None, "1"])
+def test_a_wide_model_uses_pytorch_s_own_threads_after_tensor_s_numpy(omp):
+    """`_arrays` sets MKL_NUM_THREADS=1 for numpy; PyTorch loaded after must not read it
+    as the user's choice (it did, and ran the scale benchmark's wide cells on one thread).
+    OMP_NUM_THREADS set by the user still decides."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    if omp:
+        env["OMP_NUM_THREADS"] = omp
+    out = subprocess.run(
+        [sys.executable, "-c", THREADS_PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    mkl_var, before, chosen, cores, after, mkl = out
+    if omp:
+        assert (mkl_var, chosen, after) == ("None", "1", "1")  # the user's setting stands
+    else:
+        assert mkl_var == "1" and before == "1"  # what PyTorch read from the variable
+        assert chosen == cores == after  # a thread per core, set where it counts
+        assert mkl in (cores, "none")  # MKL's count too, where PyTorch has MKL
