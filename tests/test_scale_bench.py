@@ -286,3 +286,14 @@ def test_the_scale_note_says_so_only_where_the_record_waited(scaled):
     assert wait in report.scale_method_note(section)
     del section["settle_s"]  # a record from before the wait
     assert "untimed" not in report.scale_method_note(section)
+
+
+def test_without_a_wait_nothing_sleeps(monkeypatch):
+    """The chapters interleave in the browser, where Pyodide's time.sleep raises
+    ("WebAssembly stack switching not supported") unless the engine has stack switching."""
+
+    def no_sleep(seconds):
+        raise RuntimeError("WebAssembly stack switching not supported in this JavaScript runtime")
+
+    monkeypatch.setattr(timing.time, "sleep", no_sleep)
+    assert timing.interleave({"a": "a"}, 2, lambda s: s * 2) == {"a": ["aa", "aa"]}

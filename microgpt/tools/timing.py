@@ -112,8 +112,8 @@ def load_modules(stage_names, left_out=None):
 
 
 # seconds to wait, untimed, before a subject that may follow another's thread pool: an
-# OpenBLAS thread spins on its core after its last product (2**28 cycles, about 0.1 s,
-# by default) before it sleeps, and PyTorch's threads then share the cores with it
+# OpenBLAS thread spins on its core after its last product (for 2**28 cycles by default,
+# its THREAD_TIMEOUT) before it sleeps, and PyTorch's threads then share the cores with it
 SETTLE_S = 0.3
 
 
@@ -141,7 +141,8 @@ def interleave(subjects, rounds, measure, on_error=None, after_round=None, settl
     results = {name: [] for name in live}
     for r in range(rounds):
         for name in list(live) if r % 2 == 0 else list(reversed(live)):
-            time.sleep(settle_s)
+            if settle_s:  # never a call otherwise: Pyodide's sleep needs stack switching
+                time.sleep(settle_s)
             try:
                 results[name].append(measure(live[name]))
             except Exception as e:  # any failure of the subject's own code
